@@ -1,0 +1,29 @@
+# Two entry points: `make book` (set up, then build the book) and `make test` (set up, then run every test).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup book test browser clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-deps -e .
+	touch $@
+
+book: setup
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# Headless Chromium for the browser test of the built book: installed where we are root with apt
+# (CI, fresh machines); elsewhere that test skips and says why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
+test: setup browser
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf _build

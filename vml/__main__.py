@@ -1,0 +1,4 @@
+"""`python -m vml ...`: see `vml.cli`."""
+from .cli import main
+
+raise SystemExit(main())
