@@ -126,9 +126,12 @@ class StableLossController(nn.Module):
     latched: Tensor
     bad_step: Tensor
 
-    def __init__(self, config: VMLConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: VMLConfig | None = None, *, defer_nonfinite: bool | None = None,
+                 **overrides: Any) -> None:
         super().__init__()
         self.config = _config(config, overrides)
+        # None: raise at once on the CPU, defer to check() on accelerators (see the class docstring)
+        self.defer_nonfinite = defer_nonfinite
         for name, value in (("step", 0), ("bad_step", -1)):
             self.register_buffer(name, torch.tensor(value, dtype=torch.int64))
         for name in ("ema", "sigma", "sigma_ref"):
@@ -146,7 +149,8 @@ class StableLossController(nn.Module):
         c = self.config
         ld = loss.detach().to(_STAT_DTYPE)
         finite = torch.isfinite(ld)
-        if ld.device.type == "cpu" and not bool(finite):
+        defer = self.defer_nonfinite if self.defer_nonfinite is not None else ld.device.type != "cpu"
+        if not defer and not bool(finite):
             raise NonFiniteLossError(f"non-finite base loss {ld.item()} at VML step {int(self.step)}; "
                                      "the controller state was left unchanged")
         first = self.step == 0
