@@ -1,0 +1,105 @@
+"""The results store: atomic records, array codec, claims, provenance, tidy loading."""
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from vml import store
+from vml.spec import RunSpec, profile_spec
+
+
+@dataclass
+class FakeRecord:
+    """The fields of a vml.train.RunRecord that the store reads."""
+
+    spec: RunSpec
+    test_acc: float = 0.5
+    labels: np.ndarray = field(default_factory=lambda: np.arange(20, dtype=np.uint8) % 4)
+    preds: np.ndarray = field(default_factory=lambda: np.arange(20, dtype=np.uint8) % 3)
+    ema_preds: np.ndarray = field(default_factory=lambda: np.zeros(20, dtype=np.uint8))
+    tta_preds: np.ndarray = field(default_factory=lambda: np.ones(20, dtype=np.uint8))
+    iters: dict = field(default_factory=lambda: {"loss": np.linspace(2, 1, 7, dtype=np.float32),
+                                                 "lambda": np.full(7, 0.1, dtype=np.float32)})
+    probs: np.ndarray | None = None
+    wall_s: float = 1.5
+
+    def to_json_dict(self):
+        return {"test_acc": self.test_acc, "wall_s": self.wall_s, "epochs": [{"epoch": 1, "test_acc": 0.5}]}
+
+
+def test_array_codec_round_trips_exactly():
+    for a in (np.arange(1000, dtype=np.uint8) % 7, np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32),
+              np.array([], dtype=np.int16)):
+        b = store.decode_array(json.loads(json.dumps(store.encode_array(a))))
+        assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+
+
+def test_save_and_read_round_trip_with_provenance(tmp_path):
+    spec = profile_spec("smoke", seed=3)
+    probs = np.random.default_rng(1).dirichlet(np.ones(4), size=20).astype(np.float16)
+    rec = FakeRecord(spec, probs=probs)
+    path = store.save(rec, tmp_path)
+    assert path == tmp_path / "smoke" / f"{spec.key()}.json"
+    d = store.read(spec, root=tmp_path)
+    assert d["key"] == spec.key() and RunSpec.from_dict(d["spec"]) == spec
+    assert d["test_acc"] == 0.5 and d["epochs"] == [{"epoch": 1, "test_acc": 0.5}]
+    assert np.array_equal(d["arrays"]["preds"], rec.preds) and np.array_equal(d["iters"]["loss"], rec.iters["loss"])
+    assert np.abs(d["arrays"]["probs"] - probs.astype(np.float32)).max() <= 0.5 / 255 + 1e-3
+    assert "git_commit" in d and d["format"] == store.RECORD_FORMAT
+    assert np.array_equal(store.labels("smoke", "synthetic", tmp_path), rec.labels)
+    assert not list((tmp_path / "smoke").glob(".*tmp*"))  # no temp file left behind
+
+
+def test_different_test_labels_in_one_store_rejected(tmp_path):
+    store.save(FakeRecord(profile_spec("smoke", seed=1)), tmp_path)
+    other = FakeRecord(profile_spec("smoke", seed=2), labels=np.zeros(20, dtype=np.uint8))
+    with pytest.raises(ValueError, match="test labels of 'synthetic' differ"):
+        store.save(other, tmp_path)
+
+
+def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    store.atomic_write_text(target, '{"ok": 1}')
+
+    def boom(*a, **k):
+        raise OSError("disk gone")
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        store.atomic_write_text(target, '{"ok": 2}')
+    assert json.loads(target.read_text()) == {"ok": 1}
+
+
+def test_claims_are_exclusive_and_stale_claims_are_taken_over(tmp_path):
+    spec = profile_spec("smoke", seed=4)
+    assert store.claim(spec, tmp_path)
+    assert not store.claim(spec, tmp_path)  # held by a live process (us)
+    store.release(spec, tmp_path)
+    lock = tmp_path / "smoke" / ".claims" / f"{spec.key()}.lock"
+    import socket
+    lock.write_text(f"{socket.gethostname()} 999999999")  # a dead owner
+    assert store.claim(spec, tmp_path)
+    store.release(spec, tmp_path)
+    store.save(FakeRecord(spec), tmp_path)
+    assert not store.claim(spec, tmp_path)  # already done
+
+
+def test_load_returns_tidy_rows_for_a_study(tmp_path):
+    from vml.studies import get_study
+    grid = get_study("sources").grid("smoke")
+    for item in grid[:3]:
+        store.save(FakeRecord(item.spec, test_acc=0.25 + item.spec.seed / 100), tmp_path)
+    df = store.load("sources", "smoke", root=tmp_path)
+    assert len(df) == 3
+    for col in ("loss", "model", "dataset", "vary", "seed", "test_acc", "ema_acc", "tta_acc", "wall_s"):
+        assert col in df.columns
+    assert set(df["loss"]) <= {"base", "vml"}
+
+
+def test_spec_key_is_stable_and_distinguishes_specs():
+    a, b = profile_spec("cpu", seed=1), profile_spec("cpu", seed=1)
+    assert a.key() == b.key() and len(a.key()) == 16
+    assert a.key() != profile_spec("cpu", seed=2).key()
+    assert a.key() != a.replace(vml={"alpha": 0.1}).key()
+    assert RunSpec.from_dict(json.loads(json.dumps(a.to_dict()))) == a

@@ -1,0 +1,49 @@
+"""Study grids: sizes, shared runs, the paper's ablation tags."""
+import pytest
+
+from vml.spec import profile_spec
+from vml.studies import ABLATIONS, STUDIES, ablation_tag, get_study, plan
+
+
+def test_cpu_grid_sizes_match_the_paper_designs():
+    sizes = {name: len(s.grid("cpu")) for name, s in STUDIES.items()}
+    assert sizes["sources"] == 4 * 2 * 5          # vary x loss x seeds (Table 1)
+    assert sizes["architectures"] == 2 * 4 * 2 * 5  # datasets x models x loss x seeds (Table 2)
+    assert sizes["seed-groups"] == 2 * 20          # the 20-seed pool (Table 3)
+    assert sizes["comparison"] == 40 and sizes["reactivity"] == 20
+    assert sizes["ablations"] == sum(len(v) for _, v in ABLATIONS.values()) * 5
+    assert all(len(ABLATIONS[k][1]) >= 4 for k in ABLATIONS)
+
+
+def test_shared_runs_are_planned_once():
+    every = plan(["all"], "cpu")
+    keys = [i.spec.key() for i in every]
+    assert len(keys) == len(set(keys))
+    pool = {i.spec.key() for i in get_study("seed-groups").grid("cpu")}
+    sources_all = {i.spec.key() for i in get_study("sources").grid("cpu") if i.spec.vary == "all"}
+    assert sources_all <= pool  # Table 1's "All" row reuses the pool's first five seeds
+    ablation_defaults = {i.spec.key() for i in get_study("ablations").grid("cpu")
+                         if i.spec.vml == profile_spec("cpu").vml}
+    assert len(ablation_defaults) == 5 and ablation_defaults <= pool
+    # every pool run keeps its probabilities (ensembles need them), whichever study planned it first
+    assert all(i.keep_probs for i in every if i.spec.key() in pool)
+
+
+def test_ablation_tags_follow_the_paper():
+    assert ablation_tag("SLA", 0.05) == "SLA005" and ablation_tag("SW", 0.10) == "SW010"
+    assert ablation_tag("SLW", 200) == "SLW200" and ablation_tag("SLD", 0.5) == "SLD050"
+    tags = {i.tags["tag"] for i in get_study("ablations").grid("cpu")}
+    assert {"SLA005", "SLB020", "SLD020", "SLW200", "SW010"} <= tags
+
+
+def test_architectures_use_all_four_networks_and_both_datasets():
+    grid = get_study("architectures").grid("cpu")
+    assert {i.spec.model for i in grid} == {"resnet14", "vgg16", "shufflenetv2", "mobilenetv2"}
+    assert {i.spec.dataset for i in grid} == {"cifar10", "cifar100"}
+
+
+def test_unknown_study_and_profile_are_named():
+    with pytest.raises(ValueError, match="unknown study 'tabel1'"):
+        get_study("tabel1")
+    with pytest.raises(ValueError, match="unknown profile 'tpu'"):
+        get_study("sources").grid("tpu")

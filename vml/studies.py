@@ -1,0 +1,306 @@
+"""The paper's experiments as named grids of runs, and the resumable runner that fills the store.
+
+A study is a list of `GridItem`s (a `RunSpec` plus descriptive tags). Runs shared between studies
+are trained once: the store is keyed by the spec, not by the study.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import store
+from .spec import PROFILES, RunSpec, profile_spec
+
+SEEDS_PAPER = 5      # the paper's S = {1, ..., 5}
+SEEDS_POOL = 20      # the 20-seed CIFAR-10 pool of Table 3 / Table 4 / Fig. 1
+SMOKE_SEEDS = 2      # the smoke profile shrinks every grid to keep tests fast
+
+# Architectures (Table 2) at each profile's widths: settings that differ from the profile's own.
+ARCHITECTURES = ("resnet14", "vgg16", "shufflenetv2", "mobilenetv2")
+ARCH_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {m: dict(width=0.25) for m in ARCHITECTURES},
+    "cpu": {"resnet14": dict(width=0.25), "vgg16": dict(width=0.25), "shufflenetv2": dict(width=0.5),
+            "mobilenetv2": dict(width=0.25)},
+    "gpu": {m: dict(width=1.0) for m in ARCHITECTURES},
+    "paper": {m: dict(width=1.0) for m in ARCHITECTURES},
+}
+
+# Ablations (Fig. 3): one knob at a time around Table 5; the tag style is the paper's (SLA005: α = 0.05).
+ABLATIONS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "SLA": ("alpha", (0.01, 0.05, 0.10, 0.20)),
+    "SLB": ("beta", (0.05, 0.10, 0.20, 0.50)),
+    "SLD": ("delta", (0.05, 0.10, 0.20, 0.50)),
+    "SLW": ("warmup_steps", (0, 50, 100, 200)),
+    "SW": ("lambda_base", (0.01, 0.05, 0.10, 0.50, 1.00)),
+}
+VPL_WEIGHT = 0.05  # the reconstructed within-class logit variance term: our choice, the paper gives none
+
+
+@dataclass(frozen=True)
+class GridItem:
+    """One run of a study: its spec, tags that describe its role, whether to keep its probabilities."""
+
+    spec: RunSpec
+    tags: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    keep_probs: bool = False
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named experiment of the paper: `grid(profile)` lists its runs."""
+
+    name: str
+    paper: str
+    make: Callable[[str], list[GridItem]]
+
+    def grid(self, profile: str) -> list[GridItem]:
+        """The runs of this study under `profile`."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; use one of {sorted(PROFILES)}")
+        return self.make(profile)
+
+
+def _seeds(profile: str, n: int) -> range:
+    return range(1, (min(n, SMOKE_SEEDS) if profile == "smoke" else n) + 1)
+
+
+def _pool(profile: str, n: int = SEEDS_POOL) -> list[GridItem]:
+    return [GridItem(profile_spec(profile, loss=loss, seed=s), {"pool": "seed-groups"}, keep_probs=True)
+            for loss in ("base", "vml") for s in _seeds(profile, n)]
+
+
+def _sources(profile: str) -> list[GridItem]:
+    items = []
+    for vary in ("all", "init", "aug", "shuf"):
+        for loss in ("base", "vml"):
+            for s in _seeds(profile, SEEDS_PAPER):
+                items.append(GridItem(profile_spec(profile, loss=loss, vary=vary, seed=s),
+                                      keep_probs=vary == "all"))  # vary=all runs are also in the pool
+    return items
+
+
+def _architectures(profile: str) -> list[GridItem]:
+    items = []
+    for dataset in ("cifar10", "cifar100"):
+        for model in ARCHITECTURES:
+            for loss in ("base", "vml"):
+                for s in _seeds(profile, SEEDS_PAPER):
+                    over = dict(ARCH_SETTINGS[profile][model], model=model, loss=loss, seed=s)
+                    if profile != "smoke":
+                        over["dataset"] = dataset
+                    elif dataset == "cifar100":
+                        continue  # smoke runs synthetic data only
+                    items.append(GridItem(profile_spec(profile, **over)))
+    return items
+
+
+def ablation_tag(prefix: str, value: float) -> str:
+    """The paper's tag for a setting: SLA005 for α = 0.05, SLW200 for W = 200, SW010 for λ_base = 0.10."""
+    return f"{prefix}{int(value)}" if prefix == "SLW" else f"{prefix}{round(value * 100):03d}"
+
+
+def _ablations(profile: str) -> list[GridItem]:
+    items = []
+    for prefix, (knob, values) in ABLATIONS.items():
+        for value in values:
+            for s in _seeds(profile, SEEDS_PAPER):
+                spec = profile_spec(profile, loss="vml", seed=s, vml={knob: value})
+                items.append(GridItem(spec, {"knob": knob, "value": value, "tag": ablation_tag(prefix, value)},
+                                      keep_probs=spec == profile_spec(profile, loss="vml", seed=s)))
+    return items
+
+
+def _vpl(profile: str) -> list[GridItem]:
+    return [GridItem(profile_spec(profile, loss="vml", seed=s, vml={"vpl_weight": w}), {"vpl_weight": w},
+                     keep_probs=w == 0.0)
+            for w in (0.0, VPL_WEIGHT) for s in _seeds(profile, SEEDS_PAPER)]
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    Study("seed-groups", "Table 3, Fig. 2", _pool),
+    Study("sources", "Table 1", _sources),
+    Study("architectures", "Table 2", _architectures),
+    Study("comparison", "Table 4", _pool),
+    Study("reactivity", "Fig. 1", lambda p: [i for i in _pool(p) if i.spec.loss == "vml"]),
+    Study("ablations", "Fig. 3", _ablations),
+    Study("vpl", "ours (appendix A.1)", _vpl),
+)}
+
+
+def get_study(name: str) -> Study:
+    """The study called `name`."""
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; use one of {list(STUDIES)} or 'all'")
+    return STUDIES[name]
+
+
+def plan(names: list[str], profile: str) -> list[GridItem]:
+    """The unique runs of the named studies, in order (a run shared by studies appears once)."""
+    seen: dict[str, GridItem] = {}
+    for name in (list(STUDIES) if names == ["all"] else names):
+        for item in get_study(name).grid(profile):
+            key = item.spec.key()
+            if key not in seen or (item.keep_probs and not seen[key].keep_probs):
+                seen[key] = item if key not in seen else GridItem(seen[key].spec, seen[key].tags, True)
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------- data availability
+
+_DATA: dict[str, Any] = {}
+
+
+def dataset_or_none(name: str) -> Any:
+    """The loaded dataset (cached per process), or None when it is not available on this machine."""
+    if name not in _DATA:
+        from .data import load_dataset
+
+        try:
+            _DATA[name] = load_dataset(name)
+        except FileNotFoundError:
+            _DATA[name] = None
+    return _DATA[name]
+
+
+# ---------------------------------------------------------------- running
+
+def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = None, quiet: bool = True,
+        limit: int | None = None, threads: int | None = None) -> int:
+    """Train every missing run of the named studies; returns how many runs this call trained."""
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
+    if jobs > 1:
+        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit)
+    import torch
+    from tqdm import tqdm
+
+    from .train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    todo = [i for i in plan(names, profile) if not store.exists(i.spec, root)]
+    done, skipped = 0, set()
+    bar = tqdm(todo, desc=f"{','.join(names)} [{profile}]", unit="run", disable=None, dynamic_ncols=True)
+    for item in bar:
+        if limit is not None and done >= limit:
+            break
+        spec = item.spec
+        data = dataset_or_none(spec.dataset)
+        if data is None:
+            skipped.add(spec.dataset)
+            continue
+        if not store.claim(spec, root):
+            continue
+        try:
+            store.journal(profile, "start", spec.key(), root)
+            ckpt = store.profile_dir(profile, root) / ".checkpoints"
+            rec = train(spec, quiet=quiet, checkpoint_dir=ckpt, keep_probs=item.keep_probs, data=data)
+            store.save(rec, root)
+            store.journal(profile, "done", spec.key(), root, wall_s=rec.wall_s)
+            done += 1
+            bar.set_postfix(acc=f"{rec.test_acc:.4f}", wall=f"{rec.wall_s:.0f}s")
+        finally:
+            store.release(spec, root)
+    for name in sorted(skipped):
+        print(f"skipped the {name} runs: no {name} data here (see `python -m vml status`)", file=sys.stderr)
+    return done
+
+
+def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None) -> int:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cmd = [sys.executable, "-m", "vml", "run", *names, "--profile", profile, "--threads", str(threads)]
+    if root is not None:
+        cmd += ["--root", str(root)]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
+    before = sum(1 for _ in store.iter_records(profile, root))
+    procs = [subprocess.Popen(cmd) for _ in range(jobs)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"a worker of `{' '.join(cmd[1:])}` failed with exit codes {codes}")
+    return sum(1 for _ in store.iter_records(profile, root)) - before
+
+
+def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
+    """Per study: runs in the grid, stored, missing, unavailable here, and an estimated time to finish."""
+    walls = []
+    for path in store.iter_records(profile, root):
+        import json
+
+        w = json.loads(path.read_text()).get("wall_s")
+        if w is not None:
+            walls.append(float(w))
+    median_wall = statistics.median(walls) if walls else None
+    rows = []
+    for name, study in STUDIES.items():
+        grid = study.grid(profile)
+        done = sum(store.exists(i.spec, root) for i in grid)
+        unavailable = sum(1 for i in grid if not store.exists(i.spec, root) and not _available(i.spec.dataset))
+        missing = len(grid) - done - unavailable
+        eta = missing * median_wall if median_wall is not None else None
+        rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done, "missing": missing,
+                     "unavailable": unavailable, "eta_s": eta})
+    return rows
+
+
+def _available(dataset: str) -> bool:
+    try:
+        from .data import available
+    except ImportError:
+        return dataset_or_none(dataset) is not None
+    return available(dataset)
+
+
+def _fmt_eta(s: float | None) -> str:
+    if s is None:
+        return "?"
+    return time.strftime("%H:%M:%S", time.gmtime(s)) if s < 86400 else f"{s / 3600:.0f} h"
+
+
+# ---------------------------------------------------------------- command line
+
+def add_cli(sub: Any) -> None:
+    """Register `run` and `status` on the `python -m vml` parser."""
+    p = sub.add_parser("run", help="train the missing runs of one or more studies (resumable)")
+    p.add_argument("studies", nargs="+", help=f"study names ({', '.join(STUDIES)}) or 'all'")
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the store")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many runs (per worker)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    p.add_argument("--root", default=None, help="results root (default: data/results or $VML_RESULTS_DIR)")
+    p.add_argument("--verbose", action="store_true", help="a progress bar per run, not only per sweep")
+    p.set_defaults(func=_cli_run)
+    s = sub.add_parser("status", help="how many runs each study has, misses, and the time to finish")
+    s.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    s.add_argument("--root", default=None)
+    s.set_defaults(func=_cli_status)
+
+
+def _cli_run(args: Any) -> int:
+    names = args.studies
+    for n in names:
+        if n != "all":
+            get_study(n)
+    n = run(names, args.profile, jobs=args.jobs, root=args.root, quiet=not args.verbose, limit=args.limit,
+            threads=args.threads)
+    print(f"trained {n} run(s)")
+    return 0
+
+
+def _cli_status(args: Any) -> int:
+    rows = status(args.profile, args.root)
+    print(f"profile {args.profile}")
+    print(f"{'study':<14} {'paper':<22} {'runs':>5} {'done':>5} {'missing':>8} {'unavail.':>8} {'eta':>9}")
+    for r in rows:
+        print(f"{r['study']:<14} {r['paper']:<22} {r['runs']:>5} {r['done']:>5} {r['missing']:>8} "
+              f"{r['unavailable']:>8} {_fmt_eta(r['eta_s']):>9}")
+    unavailable = sum(r["unavailable"] for r in rows)
+    if unavailable:
+        print("unavailable: runs whose dataset is not on this machine (CIFAR-100 needs the official data: "
+              "set VML_DATA_DIR or let torchvision download it, then `python -m vml run architectures`)")
+    return 0
