@@ -94,6 +94,13 @@ def test_bootstrap_ratio_and_var_red_are_consistent_and_find_a_large_effect():
     assert stats.var_reduction(0.168, 0.112) == pytest.approx(33.33, abs=0.01)  # Table 1, "All"
 
 
+def test_bootstrap_with_tiny_arms_gives_an_unbounded_end_not_nan():
+    # with 3 base runs, 1 resample in 9 is constant (SD 0): the ratio's upper end is infinite
+    ratio, red = stats.bootstrap_sd_ratio([1.0, 2.0, 4.0], [1.0, 1.5, 2.5], n_boot=4000, seed=0)
+    assert ratio.high == math.inf and red.low == -math.inf
+    assert 0 <= ratio.low < ratio.estimate and red.high <= 100
+
+
 def test_compare_reports_the_scipy_tests_and_an_exact_f_test():
     g = rng(3)
     base, vml = g.normal(0, 1.0, 12), g.normal(0.2, 0.4, 15)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -129,8 +130,12 @@ def _values(x: Any, name: str = "values", min_n: int = 2) -> np.ndarray:
     return a
 
 
+def _real(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
 def _level(level: float) -> float:
-    if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
+    if not (_real(level) and 0.0 < float(level) < 1.0):
         raise ValueError(f"level={level!r} is not allowed; it must be strictly between 0 and 1")
     return float(level)
 
@@ -518,9 +523,9 @@ def _f_power(n: np.ndarray, ratio: float, alpha: float) -> np.ndarray:
 
 
 def _power_args(ratio: float, alpha: float) -> tuple[float, float]:
-    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > 0):
+    if not (_real(ratio) and math.isfinite(ratio) and ratio > 0):
         raise ValueError(f"ratio={ratio!r} is not allowed; it must be a finite SD ratio > 0")
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+    if not (_real(alpha) and 0 < alpha < 1):
         raise ValueError(f"alpha={alpha!r} is not allowed; it must be strictly between 0 and 1")
     return float(ratio), float(alpha)
 
@@ -550,7 +555,7 @@ def seeds_for_power(ratio: float = 0.67, power: float = 0.8, alpha: float = 0.05
                     max_n: int = 100_000) -> int:
     """Smallest n per arm at which the two-sided F-test reaches `power` for true SD ratio `ratio`."""
     ratio, alpha = _power_args(ratio, alpha)
-    if not (isinstance(power, (int, float)) and alpha < power < 1):
+    if not (_real(power) and alpha < power < 1):
         raise ValueError(f"power={power!r} is not allowed; it must be in (alpha, 1)")
     if ratio == 1:
         raise ValueError("ratio=1 means no difference: power stays at alpha for every n")
