@@ -98,7 +98,7 @@ class RunRecord:
             if f.name in self.ARRAYS or f.name == "iters":
                 continue
             v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if isinstance(v, RunSpec) else v
+            out[f.name] = v.to_dict() if isinstance(v, RunSpec) else copy.deepcopy(v)
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -288,7 +288,8 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     ``<spec.key()>.pt`` there after every epoch (atomically), resume from it when present, delete
     it at the end. keep_probs: keep the float16 softmax of the final model on the test set.
     data: use this dataset instead of loading `spec.dataset` (tests, benchmarks).
-    trace: test hook, called as trace("init", model) and trace("epoch", epoch, perm, dy, dx, flip).
+    trace: test hook, called as trace("init", model), trace("epoch", epoch, perm, dy, dx, flip)
+    and trace("final", model, ema_model).
     stop_after: stop (returning None) after this many epochs, leaving the checkpoint, as a kill
     would (tests of resume).
     """
@@ -414,6 +415,8 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     if bar is not None:
         bar.close()
 
+    if trace is not None:
+        trace("final", model, ema_model)
     # final evaluations: plain model (the last epoch's logits), EMA, TTA
     if last_logits is None:  # resumed from a checkpoint of the final epoch (not written) or epochs == 0
         last_logits = _evaluate(ctx, model, ds.test_x)
