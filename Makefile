@@ -13,17 +13,20 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
+# The book: every notebook is executed on a fresh kernel (see _config.yml); any warning fails the build.
 book: setup
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W -n --keep-going
 
 # Headless Chromium for the browser test of the built book: installed where we are root with apt
 # (CI, fresh machines); elsewhere that test skips and says why.
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	@if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
 
-test: setup browser
-	$(BIN)/python -m pytest
+# Builds the book first, so that the browser test checks a fresh build; then unit tests, the
+# notebooks (nbval, see [tool.pytest.ini_options]) and the browser test.
+test: setup browser book
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 clean:
 	rm -rf _build

@@ -1,0 +1,41 @@
+"""The built book, read as files (no browser needed): every chapter of `_toc.yml` has a page, every
+internal link of every page resolves to a file and anchor, and no page shows a machine path."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from book_pages import HTML, broken_links, built, chapters, parse
+
+pytestmark = pytest.mark.skipif(not built(), reason="the book is not built: run `make book` "
+                                                    "(or `make test`, which builds it)")
+
+PAGES = sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts) if HTML.exists() else []
+
+
+def test_every_chapter_has_a_page():
+    missing = [doc for doc in chapters() if not (HTML / f"{doc}.html").exists()]
+    assert not missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(HTML)) for p in PAGES])
+def test_internal_links_resolve(page):
+    assert not broken_links(page)
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_images_exist(doc):
+    page = HTML / f"{doc}.html"
+    missing = [s for s in parse(page).srcs if not s.startswith(("http:", "https:", "data:"))
+               and not (page.parent / s).exists()]
+    assert not missing
+
+
+MACHINE_PATH = re.compile(r"(/work/|/tmp/|/home/|/root/)[\w.-]")
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_no_machine_paths(doc):
+    text = re.sub(r"<[^>]+>", " ", (HTML / f"{doc}.html").read_text(encoding="utf-8"))
+    assert not MACHINE_PATH.findall(text), f"{doc} shows a path of the machine it was built on"
