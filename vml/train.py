@@ -455,7 +455,8 @@ def add_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Train one run of a profile (smoke, cpu, gpu, paper) and print a summary.")
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="protocol (default: cpu)")
     p.add_argument("--model", default=None, choices=models.MODELS, help="network (default: the profile's)")
-    p.add_argument("--width", type=float, default=None, help="width multiplier (default: the profile's)")
+    p.add_argument("--width", type=float, default=None,
+                   help="width multiplier (default: the profile's width for the model, vml.studies.ARCH_SETTINGS)")
     p.add_argument("--loss", default="base", choices=["base", "vml"], help="base (cross-entropy) or vml")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vary", default="all", choices=["all", "init", "aug", "shuf"],
@@ -477,6 +478,12 @@ def add_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _cli_train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("model", "width", "dataset", "epochs", "batch_size", "lr",
                                                 "label_smoothing", "precision") if getattr(args, k) is not None}
+    if args.model is not None and args.width is None:  # the profile's width for this architecture
+        try:
+            from .studies import ARCH_SETTINGS
+            overrides = {**ARCH_SETTINGS.get(args.profile, {}).get(args.model, {}), **overrides}
+        except ImportError:
+            pass
     spec = profile_spec(args.profile, loss=args.loss, seed=args.seed, vary=args.vary, **overrides)
     record = train(spec, device=args.device, quiet=args.quiet, checkpoint_dir=args.checkpoint_dir)
     print(record.summary())
