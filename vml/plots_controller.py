@@ -110,7 +110,8 @@ def _phase_masks(df: pd.DataFrame, phases: Phases, warmup_steps: int) -> dict[st
 def knob_summary(losses: np.ndarray, phases: Phases, knobs: Mapping[str, Sequence[float]] | None = None,
                  config: VMLConfig | None = None) -> pd.DataFrame:
     """Per knob and value (others at `config`, default Table 5): mean λ_t in the calm phase after the
-    latch, in the burst and in the tail, and the mean rescaling strength |dL/dℓ − 1| in the burst."""
+    latch, in the burst and in the tail, and the mean rescaling strength |g − 1| in the burst, where
+    g = dL/dℓ is the gradient factor. Indexed by (knob, value); the Table 5 value is marked."""
     base = config or VMLConfig()
     rows = []
     for knob, values in (knobs or KNOBS).items():
@@ -120,11 +121,12 @@ def knob_summary(losses: np.ndarray, phases: Phases, knobs: Mapping[str, Sequenc
             m = _phase_masks(df, phases, cfg.warmup_steps)
             lam = df["lambda"].to_numpy()
             strength = (df["grad_factor"] - 1.0).abs().to_numpy()
-            rows.append({"knob": knob, "value": value, "default": value == getattr(VMLConfig(), knob),
-                         "lambda_calm": lam[m["calm"]].mean() if m["calm"].any() else np.nan,
-                         "lambda_burst": lam[m["burst"]].mean(), "lambda_tail": lam[m["tail"]].mean(),
-                         "strength_burst": strength[m["burst"]].mean()})
-    return pd.DataFrame(rows)
+            default = value == getattr(VMLConfig(), knob)
+            rows.append({"knob": knob, "value": f"{value:g}" + (" (Table 5)" if default else ""),
+                         "λ calm": lam[m["calm"]].mean() if m["calm"].any() else np.nan,
+                         "λ burst": lam[m["burst"]].mean(), "λ tail": lam[m["tail"]].mean(),
+                         "|g−1| burst": strength[m["burst"]].mean()})
+    return pd.DataFrame(rows).set_index(["knob", "value"])
 
 
 def _shade(ax: Any, phases: Phases | None) -> None:
@@ -178,9 +180,9 @@ def plot_knobs(losses: np.ndarray, phases: Phases | None = None,
     base = config or VMLConfig()
     knobs = knobs or KNOBS
     with mpl.rc_context(_RC):
-        ncols = 3
+        ncols = 2
         nrows = -(-len(knobs) // ncols)
-        fig = Figure(figsize=(10.0, 3.0 * nrows), layout="constrained")
+        fig = Figure(figsize=(8.0, 2.4 * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
         palette = sns.color_palette("viridis", 3).as_hex()
         for ax, (knob, values) in zip(axes, knobs.items()):
