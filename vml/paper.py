@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["table1", "table2", "table3", "table4", "table5", "reactivity", "headline", "SEED_EFFECT",
-           "ALL_TABLES"]
+__all__ = ["table1", "table2", "table3", "table4", "table5", "reactivity", "headline", "ablation_findings",
+           "seed_claims", "REACTIVITY", "SEED_EFFECT", "ALL_TABLES"]
 
 # Fig. 1 and Sec. 5.1: CCF peak and standardized scatter, CIFAR-10 / ResNet-14
 REACTIVITY = {"r": 0.435, "p": 1.6e-10, "tau_star": 1, "r_tau_star": 0.44}
@@ -88,5 +88,27 @@ def headline() -> pd.DataFrame:
     ], columns=["claim", "paper"])
 
 
+def ablation_findings() -> pd.DataFrame:
+    """Appendix B.2 / Fig. 3: the paper's qualitative finding for each ablated knob (paraphrased)."""
+    return pd.DataFrame([
+        ("alpha", "SLA", "sweet spot near 0.05: smaller tracks too slowly, larger over-reacts"),
+        ("beta", "SLB", "larger (faster volatility EMA) lowers the SD more consistently"),
+        ("delta", "SLD", "best at a moderate value: too small acts linearly, too large activates late"),
+        ("warmup_steps", "SLW", "a longer warm-up (W = 200) lowers the SD; the mean barely moves"),
+        ("lambda_base", "SW", "U-shaped: too small does little, too large over-regularises; knee near 0.10"),
+    ], columns=["knob", "tag", "finding"])
+
+
+def seed_claims() -> pd.DataFrame:
+    """The paper's statements about how many seeds a conclusion needs (Secs. 5.4, 5.5)."""
+    return pd.DataFrame([
+        ("runs for robust conclusions (Gundersen et al. 2023, cited in Sec. 5.4)", "about 25"),
+        ("seed effect size, top-10 minus bottom-10 of 20 seeds, prior work (Sec. 5.5)",
+         f"{SEED_EFFECT['prior work']}"),
+        ("seed effect size with VML (Sec. 5.5)", f"{SEED_EFFECT['VML']}"),
+    ], columns=["quantity", "paper"])
+
+
 ALL_TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
-              "reactivity": reactivity, "headline": headline}
+              "reactivity": reactivity, "headline": headline, "ablation_findings": ablation_findings,
+              "seed_claims": seed_claims}
