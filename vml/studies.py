@@ -182,6 +182,7 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     from .train import train
 
     if threads:
+        os.environ["VML_THREADS"] = str(threads)  # the trainer sets its thread count from this
         torch.set_num_threads(threads)
     todo = [i for i in plan(names, profile) if not store.exists(i.spec, root)]
     done, skipped = 0, set()
@@ -219,7 +220,8 @@ def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None
     if limit is not None:
         cmd += ["--limit", str(limit)]
     before = sum(1 for _ in store.iter_records(profile, root))
-    procs = [subprocess.Popen(cmd) for _ in range(jobs)]
+    env = dict(os.environ, VML_THREADS=str(threads))  # jobs x threads <= cores: no oversubscription
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
     codes = [p.wait() for p in procs]
     if any(codes):
         raise RuntimeError(f"a worker of `{' '.join(cmd[1:])}` failed with exit codes {codes}")
