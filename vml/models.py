@@ -70,7 +70,7 @@ class ResNet14(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.layers(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.fc(x.mean((2, 3)))  # global average pool (mean: deterministic backward on CUDA)
 
 
 # ------------------------------------------------------------------------------------------ VGG-16
@@ -95,11 +95,17 @@ class VGG16(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ MobileNetV2
+class _MobileNetV2(MobileNetV2):
+    def _forward_impl(self, x: Tensor) -> Tensor:
+        # torchvision's adaptive_avg_pool2d has no deterministic CUDA backward; a mean has
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
 def mobilenetv2(num_classes: int = 10, width: float = 1.0) -> nn.Module:
     """torchvision MobileNetV2 with CIFAR strides (stem and stage 2 at stride 1) and no dropout."""
     setting = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2],
                [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
-    net = MobileNetV2(num_classes=num_classes, width_mult=width, inverted_residual_setting=setting,
+    net = _MobileNetV2(num_classes=num_classes, width_mult=width, inverted_residual_setting=setting,
                       round_nearest=4, dropout=0.0)
     net.features[0][0].stride = (1, 1)
     return net
@@ -177,7 +183,7 @@ class Tiny(nn.Module):
         self.fc = nn.Linear(2 * c, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.body(x), 1), 1))
+        return self.fc(self.body(x).mean((2, 3)))
 
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {

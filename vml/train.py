@@ -159,12 +159,24 @@ def _setup_determinism(device: torch.device) -> None:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     if device.type == "cpu":
-        try:
-            n = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            n = os.cpu_count() or 1
+        n = _cpu_threads()
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
+
+
+def _cpu_threads() -> int:
+    """Threads for CPU training: $VML_THREADS, else every core this process may use.
+
+    Bitwise reproducibility holds for a fixed thread count; sweeps running several jobs at once
+    should set VML_THREADS so that jobs x threads <= cores (oversubscribed OpenMP threads wait on
+    each other's time slices and can run 10-30x slower)."""
+    env = os.environ.get("VML_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
