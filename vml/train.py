@@ -309,6 +309,7 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     _setup_determinism(dev)
     ds = (data if data is not None else vdata.load_dataset(spec.dataset)).to(dev)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t_epoch0 = time.perf_counter()  # wall time: everything after the (one-time) dataset loading
     ctx = _Ctx(spec, ds, dev)
     gens = make_generators(spec, dev)
 
@@ -365,7 +366,6 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
         bar = tqdm(total=total, initial=start_epoch * steps, desc=f"{spec.model} {spec.loss} seed {spec.seed}",
                    unit="it", leave=False, file=sys.stderr, dynamic_ncols=True)
     last_logits = None
-    t_epoch0 = time.perf_counter()
     for epoch in range(start_epoch, spec.epochs):
         model.train()
         perm, dy, dx, flip = epoch_plan(n_train, gens)
