@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup book test browser clean
+.PHONY: setup book test browser clean notebooks
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,13 @@ browser:
 # notebooks (nbval, see [tool.pytest.ini_options]) and the browser test.
 test: setup browser book
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# Re-execute every notebook in place, so that its stored outputs (which nbval compares) match the
+# package and the results store as they are now. Run it after committing new results or changing the
+# code a chapter runs, and commit the notebooks together with the records they were executed on.
+notebooks: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False notebooks/*.ipynb
 
 clean:
 	rm -rf _build

@@ -51,3 +51,61 @@ def progress(study: str, profile: str | None = None, root: Any = None) -> pd.Dat
         r["stored"] += int(store.exists(item.spec, root))
     df = pd.DataFrame([{"study": study, "profile": profile, "loss": k, **v} for k, v in rows.items()])
     return df
+
+
+# ----------------------------------------------------------------------------- results chapters (4-10)
+
+def epoch_figure(curves: dict[str, Any], losses: dict[str, Any]) -> Any:
+    """Chapter 4: epoch-level lambda_k (left) and end-of-epoch test loss (right), mean ± SD over seeds."""
+    from matplotlib.figure import Figure
+
+    from . import plots
+
+    fig = Figure(figsize=(9.6, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    plots.plot_learning_curves({k: v for k, v in curves.items() if len(v)}, ylabel=r"$\lambda_k$", ax=left)
+    plots.plot_learning_curves({k: v for k, v in losses.items() if len(v)}, ylabel="Test loss", ax=right)
+    left.set_title(r"Controller, epoch mean $\lambda_k$")
+    right.set_title("Test loss at the end of each epoch")
+    return fig
+
+
+def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
+    """Chapter 4 (our extension): mean per-iteration CCF over runs with its 95% interval, per arm."""
+    from matplotlib.figure import Figure
+
+    from . import plots
+
+    fig = Figure(figsize=(5.6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for i, (label, t) in enumerate(tables.items()):
+        if not t["runs"].iloc[0]:
+            continue
+        off = (i - (len(tables) - 1) / 2) * 0.25
+        c = plots.color_for(label, i)
+        ax.errorbar(t["lag"] + off, t["mean_r"], yerr=[t["mean_r"] - t["low"], t["high"] - t["mean_r"]],
+                    fmt="o", ms=4, capsize=2, color=c, label=f"{label} ({int(t['runs'].iloc[0])} runs)")
+        ax.axhspan(-t["noise_band"].iloc[0], t["noise_band"].iloc[0], color="grey", alpha=0.12, lw=0)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel(r"lag $\tau$ (iterations; $\tau>0$: $\Delta\lambda_t$ leads)")
+    ax.set_ylabel(r"mean $r_\tau$ over runs")
+    ax.set_title(r"Per-iteration CCF of $\Delta\lambda_t$ and $\Delta\ell^{train}_{t+\tau}$")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def pareto_figure(table: pd.DataFrame, base_sd: float | None = None, base_mean: float | None = None) -> Any:
+    """Chapter 9: `plots.plot_pareto` per knob (settings with 2+ runs), the Base reference point
+    (the pool's Base seeds 1-5) drawn as a grey cross in every panel."""
+    from . import plots
+
+    ok = table[table["n"] > 1]
+    defaults = list(ok.loc[ok["default"], "tag"])
+    fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults)
+    if base_sd is not None and base_mean is not None and pd.notna(base_sd):
+        for ax in fig.axes:
+            ax.scatter([base_sd], [base_mean], marker="X", s=60, color="grey", label="Base (seeds 1-5)",
+                       zorder=4)
+        fig.axes[0].legend(fontsize="x-small", loc="best")
+    return fig

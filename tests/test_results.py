@@ -1,0 +1,225 @@
+"""vml.results on a small fake store written in tmp_path: tables checked against hand-computed values."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vml import results, store
+from vml.studies import get_study
+
+PROFILE = "smoke"  # smoke grids: seeds 1-2 per arm
+N_TEST = 8
+LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype=np.int64)
+
+
+def write_record(root, spec, test_acc, *, ema_acc=None, tta_acc=None, wall_s=10.0, epochs=None,
+                 iters=None, preds=None, probs=None):
+    """A record in the store's format (what `store.save` writes), without training anything."""
+    enc = store.encode_array
+    preds = np.asarray(preds if preds is not None else LABELS, dtype=np.int64)
+    arrays = {"preds": enc(preds), "ema_preds": enc(preds), "tta_preds": enc(preds)}
+    if probs is not None:
+        arrays["probs_u8"] = enc(store.quantize_probs(probs))
+    iters = iters or {"loss": np.zeros(4), "lambda": np.zeros(4), "delta": np.zeros(4), "sigma": np.zeros(4)}
+    rec = {"key": spec.key(), "spec": spec.to_dict(), "test_acc": test_acc, "test_loss": 1.0,
+           "ema_acc": test_acc if ema_acc is None else ema_acc,
+           "tta_acc": test_acc if tta_acc is None else tta_acc, "tta_views": 2, "wall_s": wall_s,
+           "epochs": epochs or [], "arrays": arrays,
+           "iters": {k: enc(np.asarray(v, dtype=np.float32)) for k, v in iters.items()}}
+    store.atomic_write_text(store.record_path(spec, root), json.dumps(rec))
+    lab = store.profile_dir(spec.profile, root) / "labels" / f"{spec.dataset}.json"
+    if not lab.exists():
+        store.atomic_write_text(lab, json.dumps({"dataset": spec.dataset, "sha": "x", "labels": enc(LABELS)}))
+
+
+def pool_specs(loss):
+    return {i.spec.seed: i.spec for i in get_study("seed-groups").grid(PROFILE) if i.spec.loss == loss}
+
+
+def test_compare_arms_by_hand():
+    r = results.compare_arms([80.0, 81.0, 82.0], [80.0, 80.5, 81.0], claimed=33.3)
+    assert r["n_base"] == 3 and r["n_vml"] == 3
+    assert r["base_sd"] == pytest.approx(1.0) and r["vml_sd"] == pytest.approx(0.5)
+    assert r["var_red"] == pytest.approx(50.0)
+    assert r["mean_diff"] == pytest.approx(-0.5)
+    # exact F interval with (2, 2) df: ratio 0.5 / sqrt(F quantiles); F_0.975(2,2) = 39, F_0.025 = 1/39
+    assert r["var_red_low"] == pytest.approx(100 * (1 - 0.5 * math.sqrt(39)), abs=1e-6)
+    assert r["var_red_high"] == pytest.approx(100 * (1 - 0.5 / math.sqrt(39)), abs=1e-6)
+    assert r["verdict"] == "inconclusive at this n"
+    assert results.compare_arms([], [])["verdict"] == results.NO_RUNS
+    assert results.compare_arms([80.0], [80.0, 81.0])["verdict"] == results.TOO_FEW
+
+
+def test_pool_tables_from_fake_store(tmp_path):
+    base, vml = pool_specs("base"), pool_specs("vml")
+    write_record(tmp_path, base[1], 0.80, ema_acc=0.805, tta_acc=0.81, wall_s=100)
+    write_record(tmp_path, base[2], 0.82, ema_acc=0.815, tta_acc=0.81, wall_s=120)
+    write_record(tmp_path, vml[1], 0.81, wall_s=110)
+    # Table 3 needs 5 seeds: the smoke pool has 2, so every size is "too few"
+    t3 = results.seed_groups_table(PROFILE, tmp_path)
+    assert list(t3["verdict"]) == [f"too few runs (need {k} per arm)" for k in (5, 10, 15, 20)]
+    assert list(t3["paper_var_red"]) == [33.3, 18.0, 10.5, 3.0]
+    # one VML run: no SD yet
+    t4 = results.remedies_table(PROFILE, tmp_path, ensemble_sizes=(2,)).set_index("method")
+    assert t4.loc["Base (single model)", "sd"] == pytest.approx(math.sqrt(2))  # SD of 80, 82
+    assert t4.loc["VML", "verdict"] == "too few runs (need 2)"
+    assert t4.loc["EMA weights", "sd"] == pytest.approx(math.sqrt(0.5))       # SD of 80.5, 81.5
+    assert t4.loc["EMA weights", "var_red"] == pytest.approx(50.0)
+    assert t4.loc["TTA (K=2 views)", "sd"] == pytest.approx(0.0)
+    w = results.wall_times(PROFILE, tmp_path).set_index("loss")
+    assert w.loc["base", "median_s"] == 110 and w.loc["vml", "median_s"] == 110
+    assert w.loc["vml", "ratio_to_base"] == 1.0
+    write_record(tmp_path, vml[2], 0.815)
+    s = results.seed_table(PROFILE, tmp_path).set_index("arm")
+    assert s.loc["VML", "n"] == 2 and s.loc["VML", "sd"] == pytest.approx(math.sqrt(0.125))
+    assert s.loc["Base", "mean"] == pytest.approx(81.0)
+    eff = results.seed_effect_table(PROFILE, tmp_path).set_index("arm")
+    assert eff.loc["Base", "ours_pp"] == pytest.approx(2.0) and eff.loc["VML", "ours_pp"] == pytest.approx(0.5)
+    miss = results.missing_runs("seed-groups", PROFILE, tmp_path)
+    assert list(miss["stored"]) == [2, 2] and list(miss["missing seeds"]) == ["none", "none"]
+
+
+def test_missing_runs_lists_seed_ranges(tmp_path):
+    assert results._ranges([1, 2, 3, 7, 9, 10]) == "1-3, 7, 9-10"
+    write_record(tmp_path, pool_specs("vml")[2], 0.8)
+    m = results.missing_runs("seed-groups", PROFILE, tmp_path).set_index("loss")
+    assert m.loc["base", "missing seeds"] == "1-2" and m.loc["vml", "missing seeds"] == "1"
+    assert m.loc["vml", "stored"] == 1 and m.loc["vml", "runs"] == 2
+
+
+def test_ensembles_mean_and_vote_by_hand():
+    # 3 classes, 4 examples with labels 0, 1, 2, 0
+    y = np.array([0, 1, 2, 0])
+    p1 = np.array([[.6, .3, .1], [.2, .5, .3], [.5, .1, .4], [.4, .5, .1]])
+    p2 = np.array([[.2, .7, .1], [.1, .8, .1], [.1, .1, .8], [.5, .2, .3]])
+    p3 = np.array([[.7, .2, .1], [.6, .3, .1], [.3, .3, .4], [.2, .7, .1]])
+    # mean of p1, p2: [.4,.5,.1] -> 1 (wrong), [.15,.65,.2] -> 1, [.3,.1,.6] -> 2, [.45,.35,.2] -> 0
+    acc = results.ensemble_accuracies([p1, p2], y, 2, "mean")
+    assert acc.tolist() == [0.75]
+    # votes of p1, p2, p3: ex0 0,1,0 -> 0; ex1 1,1,0 -> 1; ex2 0,2,2 -> 2; ex3 1,0,1 -> 1 (wrong)
+    assert results.ensemble_accuracies([p1, p2, p3], y, 3, "vote").tolist() == [0.75]
+    # two-member vote ties are broken by the mean probability: ex0 votes 0 and 1, mean .4 vs .5 -> 1
+    assert results.ensemble_accuracies([p1, p2], y, 2, "vote").tolist() == [0.75]
+    # disjoint ensembles: 3 runs, size 1 -> three "ensembles" = the runs themselves
+    # (p1 misses ex2, ex3; p2 misses ex0; p3 misses ex1, ex3)
+    assert results.ensemble_accuracies([p1, p2, p3], y, 1).tolist() == [0.5, 0.75, 0.5]
+    assert results.ensemble_accuracies([p1, p2, p3], y, 2).size == 1
+
+
+def test_sources_table_matches_paper_rows(tmp_path):
+    grid = [i.spec for i in get_study("sources").grid(PROFILE)]
+    acc = {("base", 1): 0.80, ("base", 2): 0.82, ("vml", 1): 0.80, ("vml", 2): 0.81}
+    for spec in grid:
+        if spec.vary == "aug":
+            write_record(tmp_path, spec, acc[(spec.loss, spec.seed)])
+    t = results.sources_table(PROFILE, tmp_path).set_index("source")
+    assert list(t.index) == ["All", "Init", "Aug", "Shuf"]
+    assert t.loc["Aug", "var_red"] == pytest.approx(50.0)
+    assert t.loc["Aug", "paper_var_red"] == 74.0 and t.loc["Init", "verdict"] == results.NO_RUNS
+    # (1, 1) df: the F interval is enormous, the verdict cannot be anything but inconclusive
+    assert t.loc["Aug", "verdict"] == "inconclusive at this n"
+    d = results.display_table(t.reset_index(), ["source"])
+    assert d.loc[2, "ours Base"] == "81.00 ± 1.414" and d.loc[2, "n (B/V)"] == "2/2"
+    assert d.loc[0, "ours Base"] == "–"
+
+
+def test_architectures_table_names_and_data(tmp_path):
+    t = results.architectures_table(PROFILE, tmp_path)
+    assert list(t["Model"]) == ["ResNet-14", "VGG-16", "ShuffleNet-V2", "MobileNetV2"]
+    assert (t["verdict"] == results.NO_RUNS).all()
+    assert t["paper_var_red"].isna().all()  # smoke data is synthetic: no paper row to match
+
+
+def test_epoch_series_and_reactivity(tmp_path):
+    lam = [[0.1, 0.1, 0.3, 0.2, 0.6, 0.4], [0.1, 0.1, 0.2, 0.4, 0.3, 0.5]]
+    rng = np.random.default_rng(0)
+    for seed, l in zip((2, 1), lam):  # written out of order: series come back in seed order
+        epochs = [{"epoch": k + 1, "lambda_mean": x, "test_loss": 1.0 + rng.random()} for k, x in enumerate(l)]
+        write_record(tmp_path, pool_specs("vml")[seed], 0.8, epochs=epochs)
+    seeds, lam_k, loss_k = results.epoch_series("vml", PROFILE, tmp_path)
+    assert seeds.tolist() == [1, 2] and lam_k[0].tolist() == lam[1]
+    res, note = results.reactivity_summary("vml", PROFILE, tmp_path)
+    assert res is not None and note == "2 runs x 6 epochs"
+    # 6 epochs -> 5 differences: lags -2..2 have >= 3 pairs, the rest are undefined
+    assert np.isfinite(res.r).sum() == 5 and res.n == 4
+    per = results.reactivity_per_seed_table("vml", PROFILE, tmp_path)
+    assert per["seed"].tolist() == [1, 2] and (per["defined_lags"] == 5).all()
+    none, why = results.reactivity_summary("base", PROFILE, tmp_path)
+    assert none is None and why == results.NO_RUNS
+
+
+def test_iteration_ccf_finds_a_one_step_lead(tmp_path):
+    rng = np.random.default_rng(1)
+    spec = pool_specs("vml")[1]
+    w = spec.vml.warmup_steps
+    t = 400
+    lam = np.r_[np.full(w, 0.1), 0.1 + np.cumsum(rng.normal(0, 0.01, t))]
+    d_lam = np.diff(lam[w:])
+    d_loss = np.r_[0.0, d_lam[:-1]]  # loss changes copy lambda's changes one step later
+    loss = np.r_[np.ones(w), 1 + np.r_[0.0, np.cumsum(d_loss)]]
+    write_record(tmp_path, spec, 0.8, iters={"loss": loss, "lambda": lam, "delta": lam, "sigma": lam})
+    c = results.iteration_ccf("vml", PROFILE, tmp_path, max_lag=3).set_index("lag")
+    assert c.loc[1, "mean_r"] == pytest.approx(1.0, abs=1e-6) and c.loc[1, "runs"] == 1
+    assert abs(c.loc[0, "mean_r"]) < 0.2
+    assert c.loc[0, "noise_band"] == pytest.approx(1.96 / math.sqrt(t - 1))
+
+
+def test_churn_and_noise_floor_by_hand(tmp_path):
+    base = pool_specs("base")
+    wrong = LABELS.copy()
+    wrong[:2] = (wrong[:2] + 1) % 3  # run 2 misses the first two examples
+    write_record(tmp_path, base[1], 1.0, preds=LABELS)
+    write_record(tmp_path, base[2], 0.75, preds=wrong)
+    c = results.churn_table(PROFILE, tmp_path).set_index("arm")
+    assert c.loc["Base", "churn %"] == pytest.approx(25.0) and np.isnan(c.loc["VML", "churn %"])
+    nf = results.noise_floor_table(PROFILE, tmp_path).set_index("setting")
+    # accuracies 1.0 and 0.75 -> SD 0.1768; two examples with per-example variance 0.5 (ddof=1)
+    assert nf.loc["Base", "observed_sd"] == pytest.approx(100 * 0.25 / math.sqrt(2))
+    assert nf.loc["Base", "independent_sd"] == pytest.approx(100 * math.sqrt(2 * 0.5) / N_TEST)
+
+
+def test_ablation_table_and_verdicts(tmp_path):
+    items = get_study("ablations").grid(PROFILE)
+    accs = {1: 0.80, 2: 0.82}
+    for item in items:
+        if item.tags["knob"] == "alpha":
+            spread = 1.0 if item.tags["value"] != 0.05 else 0.1
+            write_record(tmp_path, item.spec, 0.81 + (accs[item.spec.seed] - 0.81) * spread)
+    t = results.ablation_table(PROFILE, tmp_path)
+    a = t[t["knob"] == "alpha"].set_index("tag")
+    assert a.loc["SLA005", "sd"] == pytest.approx(0.1 * math.sqrt(2)) and a.loc["SLA005", "front"]
+    assert a.loc["SLA005", "default"] and not a.loc["SLA001", "default"]
+    # the default setting of every knob is one spec (SLB020 = SLA005): it is shared, the rest is empty
+    b = t[t["knob"] == "beta"].set_index("tag")["n"]
+    assert b["SLB020"] == 2 and (b.drop("SLB020") == 0).all()
+    v = results.ablation_verdicts(t).set_index("knob")
+    assert v.loc["alpha", "lowest SD"] == "SLA005" and v.loc["beta", "verdict"] == results.TOO_FEW
+    # Bartlett on SDs (0.14, 1.41, 1.41, 1.41) with 1 df each: p by hand
+    s2 = np.array([0.02, 2, 2, 2])
+    sp2 = s2.mean()
+    stat = (4 * math.log(sp2) - np.log(s2).sum()) / (1 + (4 - 1 / 4) / 9)
+    from scipy import stats as st
+    assert v.loc["alpha", "bartlett_p"] == pytest.approx(st.chi2.sf(stat, 3))
+    assert v.loc["alpha", "bartlett_p"] == pytest.approx(st.bartlett([80, 82], [80.9, 81.1], [80, 82],
+                                                                     [80, 82]).pvalue)
+
+
+def test_seed_chapter_tables():
+    ci = results.sd_ci_table((5, 20)).set_index("n per arm")
+    from scipy import stats as st
+    assert ci.loc[5, "SD high (x SD)"] == pytest.approx(math.sqrt(4 / st.chi2.ppf(0.025, 4)))
+    assert ci.loc[20, "ratio low (x ratio)"] == pytest.approx(1 / math.sqrt(st.f.ppf(0.975, 19, 19)))
+    p = results.power_table((0.67,)).iloc[0]
+    assert 0 < p["power n=5"] < p["power n=20"] < 1 and p["seeds for 80%"] > 20
+
+
+def test_empty_store_gives_tables_not_errors(tmp_path):
+    assert results.pool(PROFILE, tmp_path).empty
+    assert (results.sources_table(PROFILE, tmp_path)["verdict"] == results.NO_RUNS).all()
+    r = results.remedies_table(PROFILE, tmp_path)
+    assert isinstance(r, pd.DataFrame) and r["verdict"].iloc[1] == results.NO_RUNS
+    assert results.iteration_ccf("vml", PROFILE, tmp_path)["runs"].eq(0).all()
+    assert results.churn_table(PROFILE, tmp_path)["runs"].tolist() == [0, 0]
+    assert results.kde_groups(PROFILE, tmp_path)[1] == ()
