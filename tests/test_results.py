@@ -72,9 +72,10 @@ def test_pool_tables_from_fake_store(tmp_path):
     assert w.loc["base", "median_s"] == 110 and w.loc["vml", "median_s"] == 110
     assert w.loc["vml", "ratio_to_base"] == 1.0
     write_record(tmp_path, vml[2], 0.815)
-    s = results.seed_table(PROFILE, tmp_path).set_index("arm")
-    assert s.loc["VML", "n"] == 2 and s.loc["VML", "sd"] == pytest.approx(math.sqrt(0.125))
-    assert s.loc["Base", "mean"] == pytest.approx(81.0)
+    s = results.seed_table(PROFILE, tmp_path).set_index(["arm", "seeds"])
+    assert s.loc[("VML", "all stored"), "n"] == 2
+    assert s.loc[("VML", "1-5"), "sd"] == pytest.approx(math.sqrt(0.125))  # SD of 81, 81.5
+    assert s.loc[("Base", "1-5"), "mean"] == pytest.approx(81.0)
     eff = results.seed_effect_table(PROFILE, tmp_path).set_index("arm")
     assert eff.loc["Base", "ours_pp"] == pytest.approx(2.0) and eff.loc["VML", "ours_pp"] == pytest.approx(0.5)
     miss = results.missing_runs("seed-groups", PROFILE, tmp_path)
@@ -223,3 +224,19 @@ def test_empty_store_gives_tables_not_errors(tmp_path):
     assert results.iteration_ccf("vml", PROFILE, tmp_path)["runs"].eq(0).all()
     assert results.churn_table(PROFILE, tmp_path)["runs"].tolist() == [0, 0]
     assert results.kde_groups(PROFILE, tmp_path)[1] == ()
+
+
+def test_reactivity_table_rows_by_hand():
+    per_seed = pd.DataFrame({"seed": [1, 2, 3, 4], "tau_star": [1, 1, 0, 1], "r_lag1": [0.2, 0.4, 0.6, 0.8],
+                             "defined_lags": [3, 3, 3, 3]})
+    iters = pd.DataFrame({"lag": [-1, 0, 1], "runs": 4, "mean_r": [0.0, 0.5, 0.1], "low": [-0.1, 0.4, 0.0],
+                          "high": [0.1, 0.6, 0.2], "noise_band": 0.1})
+    t = results.reactivity_table(None, per_seed, iters, note="too short").set_index("quantity")
+    assert t.iloc[0]["verdict"] == "cannot be computed: too few epochs"
+    row = t.loc["mean per-seed r at τ = +1 (4 seeds)"]
+    # mean 0.5, SD 0.2582, t_0.975(3) = 3.1824: half-width 0.4108
+    assert row["ours"] == "0.500" and row["95% CI"] == "[0.089, 0.911]"
+    assert row["verdict"] == "supported"
+    share = t.loc["share of seeds whose CCF peaks at τ = +1 (chance 0.33)"]
+    assert share["ours"] == "3/4" and share["verdict"] == "inconclusive at this n"  # CP [0.19, 0.99]
+    assert t.loc["per-iteration r at τ = +0 step (ours only; 4 runs)", "ours"] == "0.500"

@@ -708,17 +708,19 @@ def power_table(ratios: Sequence[float] = (0.26, 0.5, 0.67, 0.8, 0.97), alpha: f
     return pd.DataFrame(rows)
 
 
-def seed_table(profile: str | None = None, root: Any = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per arm of the pool: n, mean and SD (%) with the SD's chi-square interval; plus P(VML > Base)."""
+def seed_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
+    """Per arm of the pool, for seeds 1-5 (the paper's n) and for every stored seed: n, mean and SD
+    (%) with the SD's chi-square interval and the interval's width relative to the SD."""
     arms = arm_values(pool(profile, root))
     rows = []
     for loss, label in (("base", "Base"), ("vml", "VML")):
-        a = arms[loss]
-        r = {"arm": label, "n": int(a.size), "mean": a.mean() if a.size else np.nan,
-             "sd": a.std(ddof=1) if a.size > 1 else np.nan, "sd_low": np.nan, "sd_high": np.nan}
-        if a.size > 1:
-            r["sd_low"], r["sd_high"] = stats.sd_ci(a)
-        rows.append(r)
+        for seeds, a in (("1-5", arms[loss][:5]), ("all stored", arms[loss])):
+            r = {"arm": label, "seeds": seeds, "n": int(a.size), "mean": a.mean() if a.size else np.nan,
+                 "sd": a.std(ddof=1) if a.size > 1 else np.nan, "sd_low": np.nan, "sd_high": np.nan}
+            if a.size > 1:
+                r["sd_low"], r["sd_high"] = stats.sd_ci(a)
+            r["high/low"] = r["sd_high"] / r["sd_low"]
+            rows.append(r)
     return pd.DataFrame(rows)
 
 
