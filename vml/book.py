@@ -87,6 +87,9 @@ def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
                     fmt="o", ms=4, capsize=2, color=c, label=f"{label} ({int(t['runs'].iloc[0])} runs)")
         ax.axhspan(-t["noise_band"].iloc[0], t["noise_band"].iloc[0], color="grey", alpha=0.12, lw=0)
     ax.axhline(0, color="black", lw=0.8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(r"lag $\tau$ (iterations; $\tau>0$: $\Delta\lambda_t$ leads)")
     ax.set_ylabel(r"mean $r_\tau$ over runs")
     ax.set_title(r"Per-iteration CCF of $\Delta\lambda_t$ and $\Delta\ell^{train}_{t+\tau}$")
