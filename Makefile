@@ -32,8 +32,7 @@ test: setup browser book
 # package and the results store as they are now. Run it after committing new results or changing the
 # code a chapter runs, and commit the notebooks together with the records they were executed on.
 notebooks: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	  --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False notebooks/*.ipynb
+	$(BIN)/python notebooks/execute.py notebooks/*.ipynb
 
 clean:
 	rm -rf _build
