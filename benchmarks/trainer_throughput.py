@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the common loop")
     ap.add_argument("--common-source", default="imagefolder", choices=["imagefolder", "torchvision"])
+    ap.add_argument("--loops", nargs="+", default=["common", "vml.train", "ceiling"],
+                    choices=["common", "vml.train", "ceiling"], help="which loops to measure")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ds = vdata.load_dataset("cifar10")
@@ -130,7 +132,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "train"
-        if args.common_source == "imagefolder":
+        if args.common_source == "imagefolder" and "common" in args.loops:
             if pack is None:
                 raise SystemExit("the common loop needs the CIFAR-10 pack (or use --common-source torchvision)")
             write_image_folder(pack, folder, args.batch * (args.steps + 2) * 2)
@@ -139,11 +141,14 @@ def main() -> None:
             width = float(width)
             runs = {"common": [], "vml.train": [], "ceiling": []}
             for _ in range(args.repeats):
-                runs["common"].append(common_loop(name, width, args.precision, folder, args.batch, args.steps,
-                                                  args.workers, args.common_source))
-                runs["vml.train"].append(vml_loop(name, width, args.precision, ds, args.batch, args.steps))
-                runs["ceiling"].append(ceiling(name, width, args.precision, args.batch, args.steps))
-            med = {k: statistics.median(v) for k, v in runs.items()}
+                if "common" in args.loops:
+                    runs["common"].append(common_loop(name, width, args.precision, folder, args.batch, args.steps,
+                                                      args.workers, args.common_source))
+                if "vml.train" in args.loops:
+                    runs["vml.train"].append(vml_loop(name, width, args.precision, ds, args.batch, args.steps))
+                if "ceiling" in args.loops:
+                    runs["ceiling"].append(ceiling(name, width, args.precision, args.batch, args.steps))
+            med = {k: statistics.median(v) if v else float("nan") for k, v in runs.items()}
             row = {"model": name, "width": width, "params": models.param_count(models.build(name, 10, width)),
                    "precision": args.precision, **{f"{k}_img_s": round(v, 1) for k, v in med.items()},
                    "vs_ceiling": round(med["vml.train"] / med["ceiling"], 3),
