@@ -240,3 +240,16 @@ def test_reactivity_table_rows_by_hand():
     share = t.loc["share of seeds whose CCF peaks at τ = +1 (chance 0.33)"]
     assert share["ours"] == "3/4" and share["verdict"] == "inconclusive at this n"  # CP [0.19, 0.99]
     assert t.loc["per-iteration r at τ = +0 step (ours only; 4 runs)", "ours"] == "0.500"
+
+
+def test_reactivity_arms_table(tmp_path):
+    lam = [0.1, 0.1, 0.3, 0.2, 0.6]
+    for seed, loss in ((1, [1.0, 0.9, 0.7, 0.6, 0.5]), (2, [1.0, 0.8, 0.75, 0.7, 0.4])):
+        epochs = [{"lambda_mean": a, "test_loss": b} for a, b in zip(lam, loss)]
+        write_record(tmp_path, pool_specs("base")[seed], 0.8, epochs=epochs)
+    t = results.reactivity_arms_table(PROFILE, tmp_path).set_index("arm")
+    assert t.loc["VML", "runs"] == 0 and t.loc["Base (control)", "runs"] == 2
+    # lag +1 pairs (dlam_k, dloss_k+1): dlam = 0, .2, -.1, .4
+    r1 = np.corrcoef([0, 0.2, -0.1], [-0.2, -0.1, -0.1])[0, 1]
+    r2 = np.corrcoef([0, 0.2, -0.1], [-0.05, -0.05, -0.3])[0, 1]
+    assert t.loc["Base (control)", "mean r at +1"] == pytest.approx((r1 + r2) / 2)

@@ -820,12 +820,13 @@ def _fisher_ci(r: float, n: int) -> tuple[float, float]:
     return math.tanh(z - half), math.tanh(z + half)
 
 
-def _mean_ci(a: np.ndarray) -> tuple[float, float, float]:
+def _mean_ci(a: np.ndarray, lo: float = -1.0, hi: float = 1.0) -> tuple[float, float, float]:
+    """Mean of the finite values with its t interval, clipped to [lo, hi] (correlations by default)."""
     a = a[np.isfinite(a)]
     if a.size < 2:
         return (float(a.mean()) if a.size else np.nan), np.nan, np.nan
     half = _st.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
-    return float(a.mean()), float(a.mean() - half), float(a.mean() + half)
+    return float(a.mean()), max(lo, float(a.mean() - half)), min(hi, float(a.mean() + half))
 
 
 def reactivity_table(res: stats.Reactivity | None, per_seed: pd.DataFrame,
@@ -896,3 +897,15 @@ def epoch_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
                          "test loss SD": tl[:, k].std(ddof=1) if seeds.size > 1 else np.nan})
     return pd.DataFrame(rows, columns=["arm", "epoch", "runs", "lambda_k mean", "lambda_k SD",
                                        "test loss mean", "test loss SD"])
+
+
+def reactivity_arms_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
+    """Per arm (VML, and Base as the control whose controller only observes): runs with a defined
+    per-seed CCF, mean r at lag +1 with its t interval over seeds, and the share peaking at +1."""
+    rows = []
+    for loss, label in (("vml", "VML"), ("base", "Base (control)")):
+        t = reactivity_per_seed_table(loss, profile, root)
+        m, lo, hi = _mean_ci(t["r_lag1"].to_numpy(dtype=float)) if len(t) else (np.nan, np.nan, np.nan)
+        rows.append({"arm": label, "runs": len(t), "mean r at +1": m, "low": lo, "high": hi,
+                     "peak at +1": f"{int((t['tau_star'] == 1).sum())}/{len(t)}"})
+    return pd.DataFrame(rows)
