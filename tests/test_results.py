@@ -253,3 +253,10 @@ def test_reactivity_arms_table(tmp_path):
     r1 = np.corrcoef([0, 0.2, -0.1], [-0.2, -0.1, -0.1])[0, 1]
     r2 = np.corrcoef([0, 0.2, -0.1], [-0.05, -0.05, -0.3])[0, 1]
     assert t.loc["Base (control)", "mean r at +1"] == pytest.approx((r1 + r2) / 2)
+
+
+def test_status_line(tmp_path):
+    write_record(tmp_path, pool_specs("base")[1], 0.8)
+    line = results.status_line("seed-groups", PROFILE, tmp_path)
+    assert line.startswith("The store holds 1 of the 4 runs of the `seed-groups` study (Base 1/2, VML 0/2)")
+    assert "partial" in line

@@ -909,3 +909,13 @@ def reactivity_arms_table(profile: str | None = None, root: Any = None) -> pd.Da
         rows.append({"arm": label, "runs": len(t), "mean r at +1": m, "low": lo, "high": hi,
                      "peak at +1": f"{int((t['tau_star'] == 1).sum())}/{len(t)}"})
     return pd.DataFrame(rows)
+
+
+def status_line(study: str, profile: str | None = None, root: Any = None) -> str:
+    """One sentence on how complete `study` is in the store, per loss arm."""
+    m = missing_runs(study, profile, root, by=("loss",))
+    done, runs = int(m["stored"].sum()), int(m["runs"].sum())
+    arms = ", ".join(f"{'Base' if r['loss'] == 'base' else 'VML'} {r['stored']}/{r['runs']}"
+                     for _, r in m.iterrows())
+    state = "complete" if done == runs else "partial: every number below uses the runs stored so far"
+    return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms}); {state}."
