@@ -80,7 +80,7 @@ def test_cifar_variants_keep_resolution_in_the_stem():
         first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
         assert first.kernel_size == (3, 3) and first.stride == (1, 1)
     mb = models.build("mobilenetv2", 10, 0.25).eval()
-    assert mb.features(x).shape[-1] == 4  # 32 -> 4 overall: no early downsampling
+    assert mb.features(x).shape[-1] == 4  # 32 -> 4 overall, stride 1 in the stem
 
 
 def test_fastnet_whitening_stem():
