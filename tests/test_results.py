@@ -122,8 +122,8 @@ def test_sources_table_matches_paper_rows(tmp_path):
     # (1, 1) df: the F interval is enormous, the verdict cannot be anything but inconclusive
     assert t.loc["Aug", "verdict"] == "inconclusive at this n"
     d = results.display_table(t.reset_index(), ["source"])
-    assert d.loc[2, "ours Base"] == "81.00 ± 1.414" and d.loc[2, "n (B/V)"] == "2/2"
-    assert d.loc[0, "ours Base"] == "–"
+    assert d.loc["Aug", "ours Base"] == "81.00\u00a0±\u00a01.414" and d.loc["Aug", "n (B/V)"] == "2/2"
+    assert d.loc["All", "ours Base"] == "–"
 
 
 def test_architectures_table_names_and_data(tmp_path):
@@ -235,7 +235,7 @@ def test_reactivity_table_rows_by_hand():
     assert t.iloc[0]["verdict"] == "cannot be computed: too few epochs"
     row = t.loc["mean per-seed r at τ = +1 (4 seeds)"]
     # mean 0.5, SD 0.2582, t_0.975(3) = 3.1824: half-width 0.4108
-    assert row["ours"] == "0.500" and row["95% CI"] == "[0.089, 0.911]"
+    assert row["ours"] == "0.500" and row["95% CI"] == "[0.089,\u00a00.911]"
     assert row["verdict"] == "supported"
     share = t.loc["share of seeds whose CCF peaks at τ = +1 (chance 0.33)"]
     assert share["ours"] == "3/4" and share["verdict"] == "inconclusive at this n"  # CP [0.19, 0.99]

@@ -156,14 +156,15 @@ def comparison_table(df: pd.DataFrame, by: Sequence[str], settings: Sequence[tup
 def _pm(m: float, s: float, digits: int = 2, sd_digits: int = 3) -> str:
     if not np.isfinite(m):
         return "–"
-    return f"{m:.{digits}f} ± {s:.{sd_digits}f}" if np.isfinite(s) else f"{m:.{digits}f}"
+    # no-break spaces: a cell never wraps inside "mean ± SD" on the page
+    return f"{m:.{digits}f}\u00a0±\u00a0{s:.{sd_digits}f}" if np.isfinite(s) else f"{m:.{digits}f}"
 
 
 def _ci(lo: float, hi: float, digits: int = 0) -> str:
     if not (np.isfinite(lo) or np.isfinite(hi)):
         return "–"
     f = (lambda x: "−∞" if x == -np.inf else ("+∞" if x == np.inf else f"{x:.{digits}f}"))
-    return f"[{f(lo)}, {f(hi)}]"
+    return f"[{f(lo)},\u00a0{f(hi)}]"
 
 
 def display_table(t: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
@@ -179,10 +180,10 @@ def display_table(t: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
     out["ours Var.Red. %"] = [f"{x:.1f}" if np.isfinite(x) else "–" for x in t["var_red"]]
     out["95% CI (F)"] = [_ci(a, b) for a, b in zip(t["var_red_low"], t["var_red_high"])]
     out["Δ mean pp [95% CI]"] = [
-        f"{d:+.2f} {_ci(a, b, 2)}" if np.isfinite(d) else "–"
+        f"{d:+.2f}\u00a0{_ci(a, b, 2)}" if np.isfinite(d) else "–"
         for d, a, b in zip(t["mean_diff"], t["mean_diff_low"], t["mean_diff_high"])]
     out["verdict"] = t["verdict"]
-    return out
+    return out.set_index(list(labels))
 
 
 def missing_runs(study: str, profile: str | None = None, root: Any = None,
@@ -793,8 +794,9 @@ def _fmt(x: float, digits: int = 2) -> str:
 def display_seed_groups(t: pd.DataFrame) -> pd.DataFrame:
     """The reader's view of `seed_groups_table`."""
     out = display_table(t, ["group_size"]).rename(columns={
-        "group_size": "seeds", "ours Base": "ours Base (seeds 1..k)", "ours VML": "ours VML (seeds 1..k)",
+        "ours Base": "ours Base (seeds 1..k)", "ours VML": "ours VML (seeds 1..k)",
         "ours Var.Red. %": "ours Var.Red. % (seeds 1..k)"})
+    out.index.name = "seeds k"
     out = out.drop(columns=["Δ mean pp [95% CI]"])
     out.insert(len(out.columns) - 1, "random groups: Var.Red. %", [_fmt(x, 1) for x in t["avg_var_red"]])
     out.insert(len(out.columns) - 1, "central 95% of draws",
@@ -810,7 +812,8 @@ def display_remedies(t: pd.DataFrame) -> pd.DataFrame:
         "training": t["training_cost"], "inference": t["inference_cost"],
         "paper Var.Red. %": [_fmt(x, 1) for x in t["paper_var_red"]],
         "ours Var.Red. %": [_fmt(x, 1) for x in t["var_red"]],
-        "95% CI": [_ci(a, b) for a, b in zip(t["low"], t["high"])], "verdict": t["verdict"]})
+        "95% CI": [_ci(a, b) for a, b in zip(t["low"], t["high"])],
+        "verdict": t["verdict"]}).set_index("method")
 
 
 def _fisher_ci(r: float, n: int) -> tuple[float, float]:
