@@ -463,6 +463,8 @@ def _paired_boot_red(ref: np.ndarray, other: np.ndarray, n_boot: int, seed: int)
     with np.errstate(divide="ignore", invalid="ignore"):
         red = 100 * (1 - other[idx].std(axis=1, ddof=1) / ref[idx].std(axis=1, ddof=1))
     red = red[np.isfinite(red)]
+    if red.size == 0:  # every resample of the reference had SD 0
+        return np.nan, np.nan
     return float(np.quantile(red, 0.025)), float(np.quantile(red, 0.975))
 
 
