@@ -123,10 +123,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the common loop")
     ap.add_argument("--common-source", default="imagefolder", choices=["imagefolder", "torchvision"])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--loops", nargs="+", default=["common", "vml.train", "ceiling"],
                     choices=["common", "vml.train", "ceiling"], help="which loops to measure")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        import os
+        os.environ["VML_THREADS"] = str(args.threads)  # vml.train sets its own thread count from this
+        torch.set_num_threads(args.threads)
     ds = vdata.load_dataset("cifar10")
     pack = next((p for p in vdata.pack_candidates("cifar10", vdata.resolve_data_dir()) if p.exists()), None)
     results = []
