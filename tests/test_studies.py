@@ -47,3 +47,8 @@ def test_unknown_study_and_profile_are_named():
         get_study("tabel1")
     with pytest.raises(ValueError, match="unknown profile 'tpu'"):
         get_study("sources").grid("tpu")
+
+
+def test_pool_alternates_arms_so_a_partial_sweep_leaves_pairs():
+    grid = get_study("seed-groups").grid("cpu")
+    assert [(i.spec.seed, i.spec.loss) for i in grid[:4]] == [(1, "base"), (1, "vml"), (2, "base"), (2, "vml")]

@@ -70,15 +70,16 @@ def _seeds(profile: str, n: int) -> range:
 
 
 def _pool(profile: str, n: int = SEEDS_POOL) -> list[GridItem]:
+    # seed outer, loss inner: a sweep stopped early leaves matched Base/VML pairs, not one arm
     return [GridItem(profile_spec(profile, loss=loss, seed=s), {"pool": "seed-groups"}, keep_probs=True)
-            for loss in ("base", "vml") for s in _seeds(profile, n)]
+            for s in _seeds(profile, n) for loss in ("base", "vml")]
 
 
 def _sources(profile: str) -> list[GridItem]:
     items = []
     for vary in ("all", "init", "aug", "shuf"):
-        for loss in ("base", "vml"):
-            for s in _seeds(profile, SEEDS_PAPER):
+        for s in _seeds(profile, SEEDS_PAPER):
+            for loss in ("base", "vml"):
                 items.append(GridItem(profile_spec(profile, loss=loss, vary=vary, seed=s),
                                       keep_probs=vary == "all"))  # vary=all runs are also in the pool
     return items
@@ -88,8 +89,8 @@ def _architectures(profile: str) -> list[GridItem]:
     items = []
     for dataset in ("cifar10", "cifar100"):
         for model in ARCHITECTURES:
-            for loss in ("base", "vml"):
-                for s in _seeds(profile, SEEDS_PAPER):
+            for s in _seeds(profile, SEEDS_PAPER):
+                for loss in ("base", "vml"):
                     over = dict(ARCH_SETTINGS[profile][model], model=model, loss=loss, seed=s)
                     if profile != "smoke":
                         over["dataset"] = dataset
