@@ -258,5 +258,5 @@ def test_reactivity_arms_table(tmp_path):
 def test_status_line(tmp_path):
     write_record(tmp_path, pool_specs("base")[1], 0.8)
     line = results.status_line("seed-groups", PROFILE, tmp_path)
-    assert line.startswith("The store holds 1 of the 4 runs of the `seed-groups` study (Base 1/2, VML 0/2)")
+    assert line.startswith("The store holds 1 of the 4 runs of the `seed-groups` study (Base 1/2, VML 0/2);\n")
     assert "partial" in line

@@ -923,4 +923,4 @@ def status_line(study: str, profile: str | None = None, root: Any = None) -> str
     arms = ", ".join(f"{'Base' if r['loss'] == 'base' else 'VML'} {r['stored']}/{r['runs']}"
                      for _, r in m.iterrows())
     state = "complete" if done == runs else "partial: every number below uses the runs stored so far"
-    return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms}); {state}."
+    return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms});\n{state}."
