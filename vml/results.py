@@ -412,7 +412,8 @@ def iteration_ccf(loss: str = "vml", profile: str | None = None, root: Any = Non
         half = _st.t.ppf(0.975, n - 1) * r.std(axis=0, ddof=1) / math.sqrt(n)
     else:
         half = np.full(m.size, np.nan)
-    return pd.DataFrame({"lag": lags, "runs": n, "mean_r": m, "low": m - half, "high": m + half,
+    return pd.DataFrame({"lag": lags, "runs": n, "mean_r": m, "low": np.maximum(m - half, -1.0),
+                         "high": np.minimum(m + half, 1.0),
                          "noise_band": 1.96 / math.sqrt(float(np.mean(t_len)))})
 
 
