@@ -260,3 +260,9 @@ def test_status_line(tmp_path):
     line = results.status_line("seed-groups", PROFILE, tmp_path)
     assert line.startswith("The store holds 1 of the 4 runs of the `seed-groups` study (Base 1/2, VML 0/2);\n")
     assert "partial" in line
+
+
+def test_status_line_counts_shared_runs_once(tmp_path):
+    # the smoke ablation grid: 21 settings x 2 seeds, the 5 default settings are one spec
+    line = results.status_line("ablations", PROFILE, tmp_path)
+    assert line.startswith("The store holds 0 of the 34 runs of the `ablations` study (VML 0/34)")

@@ -918,10 +918,16 @@ def reactivity_arms_table(profile: str | None = None, root: Any = None) -> pd.Da
 
 
 def status_line(study: str, profile: str | None = None, root: Any = None) -> str:
-    """One sentence on how complete `study` is in the store, per loss arm."""
-    m = missing_runs(study, profile, root, by=("loss",))
-    done, runs = int(m["stored"].sum()), int(m["runs"].sum())
-    arms = ", ".join(f"{'Base' if r['loss'] == 'base' else 'VML'} {r['stored']}/{r['runs']}"
-                     for _, r in m.iterrows())
+    """One sentence on how complete `study` is in the store, per loss arm. Runs are counted once
+    each, although a grid may list one run under several settings (the ablations' defaults)."""
+    profile = profile_or_default(profile)
+    specs = {i.spec.key(): i.spec for i in get_study(study).grid(profile)}
+    counts: dict[str, list[int]] = {}
+    for spec in specs.values():
+        c = counts.setdefault(spec.loss, [0, 0])
+        c[0] += int(store.exists(spec, root))
+        c[1] += 1
+    done, runs = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
+    arms = ", ".join(f"{'Base' if loss == 'base' else 'VML'} {c[0]}/{c[1]}" for loss, c in counts.items())
     state = "complete" if done == runs else "partial: every number below uses the runs stored so far"
     return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms});\n{state}."
