@@ -196,7 +196,7 @@ def test_ablation_table_and_verdicts(tmp_path):
     b = t[t["knob"] == "beta"].set_index("tag")["n"]
     assert b["SLB020"] == 2 and (b.drop("SLB020") == 0).all()
     v = results.ablation_verdicts(t).set_index("knob")
-    assert v.loc["alpha", "lowest SD"] == "SLA005" and v.loc["beta", "verdict"] == results.TOO_FEW
+    assert v.loc["alpha", "lowest SD"] == "SLA005" and v.loc["beta", "verdict"] == "too few settings with 2+ runs (need 2)"
     # Bartlett on SDs (0.14, 1.41, 1.41, 1.41) with 1 df each: p by hand
     s2 = np.array([0.02, 2, 2, 2])
     sp2 = s2.mean()

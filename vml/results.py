@@ -683,7 +683,7 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
                 best = ok.loc[ok["sd"].idxmin(), "value"]
                 r["verdict"] = stats.SUPPORTED if math.isclose(best, PREFERRED[knob]) else stats.NOT_SUPPORTED
         else:
-            r["verdict"] = NO_RUNS if ok.empty else TOO_FEW
+            r["verdict"] = NO_RUNS if g["n"].sum() == 0 else "too few settings with 2+ runs (need 2)"
         rows.append(r)
     return pd.DataFrame(rows)
 
