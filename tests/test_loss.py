@@ -220,7 +220,7 @@ def test_tiny_model_trained_with_vml_lowers_its_loss():
     model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
     crit = VarianceMinimizerLoss(warmup_steps=5)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    first = float(F.cross_entropy(model(x), y))
+    first = float(F.cross_entropy(model(x), y).detach())
     for i in range(40):
         xb, yb = x[i % 8 * 32:(i % 8 + 1) * 32], y[i % 8 * 32:(i % 8 + 1) * 32]
         opt.zero_grad()
