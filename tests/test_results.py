@@ -266,3 +266,31 @@ def test_status_line_counts_shared_runs_once(tmp_path):
     # the smoke ablation grid: 21 settings x 2 seeds, the 5 default settings are one spec
     line = results.status_line("ablations", PROFILE, tmp_path)
     assert line.startswith("The store holds 0 of the 34 runs of the `ablations` study (VML 0/34)")
+
+
+def test_headline_table_from_fake_store(tmp_path):
+    base, vml = pool_specs("base"), pool_specs("vml")
+    for spec, acc in ((base[1], 0.80), (base[2], 0.82), (vml[1], 0.80), (vml[2], 0.81)):
+        write_record(tmp_path, spec, acc)
+    t = results.headline_table(PROFILE, tmp_path, n_boot=200)
+    assert len(t) == 8 and list(t.columns) == ["paper", "ours [95% CI]", "verdict"]
+    rows = list(t.index)
+    sd1, mean1, arch10, arch100, sd20, react, cost, effect = (t.loc[r] for r in rows)
+    # SDs 1.414 vs 0.707: Var. Red. 50%, (1, 1) df, so no verdict but inconclusive is possible
+    assert sd1["ours [95% CI]"].startswith("50.0%") and sd1["ours [95% CI]"].endswith("(n = 2/2)")
+    assert sd1["verdict"] == "inconclusive at this n" and sd1["paper"] == "33.3%"
+    # Welch interval of 80.5 - 81 with 1 df contains 0 and is far wider than ±0.5 pp
+    assert mean1["ours [95% CI]"].startswith("81.00 → 80.50% (Δ -0.50")
+    assert mean1["verdict"] == "inconclusive at this n"
+    assert arch10["verdict"] == results.NO_RUNS and arch100["verdict"] == results.NO_RUNS
+    assert sd20["verdict"] == "too few runs (need 20 per arm)"
+    assert react["verdict"].startswith("cannot be computed") and cost["paper"] == "1× / 1×"
+    assert effect["ours [95% CI]"].startswith("2.00 → 1.00 pp")
+    assert results.headline_summary(t) == ("Of the paper's 8 headline claims, on our runs so far: 1 supported, "
+                                           "0 not supported, 2 inconclusive, 5 without a verdict yet.")
+
+
+def test_headline_table_on_an_empty_store(tmp_path):
+    t = results.headline_table(PROFILE, tmp_path, n_boot=200)
+    assert (t["verdict"].drop(t.index[6]) != "supported").all()
+    assert t.iloc[0]["verdict"] == results.NO_RUNS and t.iloc[0]["ours [95% CI]"] == "– (n = 0/0)"

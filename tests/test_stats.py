@@ -148,6 +148,24 @@ def test_verdict_rules(low, high, claimed, expected):
     assert stats.verdict(low, high, claimed) == expected
 
 
+@pytest.mark.parametrize("low, high, expected", [
+    (-0.3, 0.2, "supported"),                 # inside ±0.5: any change is smaller than the margin
+    (-0.5, 0.5, "supported"),                 # the margin itself counts as inside
+    (-0.7, 0.2, "inconclusive at this n"),    # contains 0 and changes beyond the margin
+    (0.1, 0.3, "not supported"),              # a change, however small, is established
+    (-0.9, -0.6, "not supported"),
+])
+def test_equivalence_verdict_rules(low, high, expected):
+    assert stats.equivalence_verdict(low, high, 0.5) == expected
+
+
+def test_equivalence_verdict_rejects_bad_input():
+    with pytest.raises(ValueError, match="margin=0"):
+        stats.equivalence_verdict(-1.0, 1.0, 0)
+    with pytest.raises(ValueError, match="not an interval"):
+        stats.equivalence_verdict(1.0, -1.0, 0.5)
+
+
 # ----------------------------------------------------------------------------- seed groups (Table 3)
 
 def test_seed_groups_draw_without_replacement_and_use_the_full_pool_at_its_size():

@@ -931,3 +931,104 @@ def status_line(study: str, profile: str | None = None, root: Any = None) -> str
     arms = ", ".join(f"{'Base' if loss == 'base' else 'VML'} {c[0]}/{c[1]}" for loss, c in counts.items())
     state = "complete" if done == runs else "partial: every number below uses the runs stored so far"
     return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms});\n{state}."
+
+
+# ----------------------------------------------------------------------------- the introduction's headline
+
+MEAN_MARGIN_PP = 0.5  # "mean accuracy unchanged" is supported when the 95% CI of the change lies in ±0.5 pp
+# measured once by `python benchmarks/loss_overhead.py` (median of 30 interleaved steps, no interval)
+STEP_COST = "training step 1.006× CE; inference unchanged"
+
+
+def _var_red_cell(r: pd.Series | dict) -> str:
+    if not np.isfinite(r["var_red"]):
+        return f"– (n = {r['n_base']}/{r['n_vml']})"
+    return (f"{r['var_red']:.1f}%\u00a0{_ci(r['var_red_low'], r['var_red_high'])} "
+            f"(n = {r['n_base']}/{r['n_vml']})")
+
+
+def _count_verdicts(verdicts: Iterable[str]) -> str:
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v] = counts.get(v, 0) + 1
+    return "; ".join(f"{n}× {v}" for v, n in counts.items())
+
+
+def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str) -> dict[str, str]:
+    part = t[t["Dataset"] == dataset]
+    done = part[np.isfinite(part["var_red"].to_numpy(dtype=float))]
+    claim = f"across-seed SD reduction, 4 networks, {dataset}, 5 seeds (Table 2)"
+    if done.empty:
+        ours = NEEDS_DATA if len(part) and (part["verdict"] == NEEDS_DATA).all() else NO_RUNS
+        return {"claim": claim, "paper": paper_range, "ours [95% CI]": "–", "verdict": ours}
+    cells = "; ".join(f"{m} {x:.0f}%\u00a0{_ci(a, b)}" for m, x, a, b in
+                      zip(done["Model"], done["var_red"], done["var_red_low"], done["var_red_high"]))
+    return {"claim": claim, "paper": paper_range, "ours [95% CI]": f"{cells} ({len(done)} of {len(part)} networks)",
+            "verdict": _count_verdicts(done["verdict"])}
+
+
+def headline_table(profile: str | None = None, root: Any = None, n_boot: int = 2000) -> pd.DataFrame:
+    """The paper's main claims, each with its value, ours with a 95% CI (percent; F interval for a
+    Var. Red., Welch for a mean change, Fisher for r) and the verdict, computed from the store."""
+    from . import paper
+
+    rows: list[dict[str, str]] = []
+    src = sources_table(profile, root, n_boot=n_boot).set_index("source").loc["All"]
+    rows.append({"claim": "across-seed SD reduction, CIFAR-10, 5 seeds, every source varied (Table 1)",
+                 "paper": "33.3%", "ours [95% CI]": _var_red_cell(src), "verdict": src["verdict"]})
+    if np.isfinite(src["mean_diff"]):
+        ours = (f"{src['base_mean']:.2f} → {src['vml_mean']:.2f}% "
+                f"(Δ {src['mean_diff']:+.2f}\u00a0pp\u00a0{_ci(src['mean_diff_low'], src['mean_diff_high'], 2)})")
+        v = stats.equivalence_verdict(src["mean_diff_low"], src["mean_diff_high"], MEAN_MARGIN_PP)
+    else:
+        ours, v = "–", src["verdict"]
+    rows.append({"claim": f"mean accuracy unchanged, Base → VML (Table 1; ours: Δ within ±{MEAN_MARGIN_PP} pp)",
+                 "paper": "94.95 → 94.88% (Δ −0.07 pp)", "ours [95% CI]": ours, "verdict": v})
+    arch = architectures_table(profile, root, n_boot=n_boot)
+    rows.append(_architectures_row(arch, "CIFAR-10", "29.7–74.4%"))
+    rows.append(_architectures_row(arch, "CIFAR-100", "40.0–72.7%"))
+    sg = seed_groups_table(profile, root, sizes=(20,)).iloc[0]
+    rows.append({"claim": "across-seed SD reduction, 20 seeds per arm (Table 3)", "paper": "3.0%",
+                 "ours [95% CI]": _var_red_cell(sg), "verdict": sg["verdict"]})
+    res, note = reactivity_summary("vml", profile, root)
+    P = paper.REACTIVITY
+    if res is None:
+        ours, v = "–", note if note == NO_RUNS else f"cannot be computed: {note}"
+    else:
+        lo, hi = _fisher_ci(res.slope, res.n)
+        ci = _ci(lo, hi, 2) if np.isfinite(lo) and np.isfinite(hi) else "(no interval)"
+        ours = f"τ* = {res.tau_star:+d}; r = {res.slope:.2f}\u00a0{ci} ({res.n} epoch pairs)"
+        v = stats.verdict(lo, hi, P["r"]) if np.isfinite(lo) and np.isfinite(hi) else stats.INCONCLUSIVE
+    rows.append({"claim": "the controller leads the test loss by one epoch: CCF peak lag, lead-1 r (Fig. 1)",
+                 "paper": f"τ* = +{P['tau_star']}; r = {P['r']}", "ours [95% CI]": ours, "verdict": v})
+    rows.append({"claim": "no extra training or inference cost (Table 4)", "paper": "1× / 1×",
+                 "ours [95% CI]": STEP_COST + " (one measurement, no interval)",
+                 "verdict": "supported for the step time"})
+    se = seed_effect_table(profile, root).set_index("arm")
+    if np.isfinite(se["ours_pp"]).all():
+        ours = (f"{se.loc['Base', 'ours_pp']:.2f} → {se.loc['VML', 'ours_pp']:.2f} pp "
+                f"(top/bottom {se.loc['Base', 'k']} of {se.loc['Base', 'runs']} / "
+                f"{se.loc['VML', 'k']} of {se.loc['VML', 'runs']})")
+        v = "descriptive only (no interval)"
+    else:
+        ours, v = "–", NO_RUNS
+    rows.append({"claim": "seed effect size, top-10 minus bottom-10 of 20 seeds, pp (Sec. 5.5)",
+                 "paper": f"{paper.SEED_EFFECT['prior work']} → {paper.SEED_EFFECT['VML']}",
+                 "ours [95% CI]": ours, "verdict": v})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def headline_summary(t: pd.DataFrame) -> str:
+    """One sentence counting the verdicts of a `headline_table`."""
+    groups = {"supported": 0, "not supported": 0, "inconclusive": 0, "without a verdict yet": 0}
+    for v in t["verdict"]:
+        if v.startswith("supported"):
+            groups["supported"] += 1
+        elif v.startswith("not supported"):
+            groups["not supported"] += 1
+        elif v.startswith("inconclusive"):
+            groups["inconclusive"] += 1
+        else:  # no runs, too few runs, needs data, descriptive or mixed rows
+            groups["without a verdict yet"] += 1
+    parts = ", ".join(f"{n} {k}" for k, n in groups.items())
+    return f"Of the paper's {len(t)} headline claims, on our runs so far: {parts}."

@@ -20,7 +20,7 @@ from scipy import stats as _st
 __all__ = [
     "Estimate", "Summary", "Comparison", "Reactivity",
     "summary", "summarize", "mean_ci", "sd_ci", "sd_ratio_ci", "var_reduction",
-    "bootstrap_sd_ratio", "prob_improvement", "compare", "verdict",
+    "bootstrap_sd_ratio", "prob_improvement", "compare", "verdict", "equivalence_verdict",
     "f_test", "levene", "brown_forsythe", "welch",
     "seed_group_draws", "seed_groups",
     "epoch_mean", "zscore", "ccf", "reactivity", "reactivity_per_seed",
@@ -337,6 +337,25 @@ def verdict(ci_low: float, ci_high: float, claimed: float | None = None, null: f
     if hi <= null or (claimed is not None and hi < claimed):
         return NOT_SUPPORTED
     if lo > null:
+        return SUPPORTED
+    return INCONCLUSIVE
+
+
+def equivalence_verdict(ci_low: float, ci_high: float, margin: float) -> str:
+    """Verdict on a claim of *no change* (e.g. "mean accuracy unchanged") from an interval for the change.
+
+    1. "not supported" if the interval excludes 0 (a change is established, however small);
+    2. "supported" if the interval lies inside [-margin, margin] (any change is smaller than the margin);
+    3. "inconclusive at this n" otherwise.
+    """
+    lo, hi, m = float(ci_low), float(ci_high), float(margin)
+    if math.isnan(lo) or math.isnan(hi) or lo > hi:
+        raise ValueError(f"ci_low={ci_low!r}, ci_high={ci_high!r} is not an interval; need low <= high")
+    if not m > 0:
+        raise ValueError(f"margin={margin!r} is not allowed; it must be > 0")
+    if lo > 0 or hi < 0:
+        return NOT_SUPPORTED
+    if -m <= lo and hi <= m:
         return SUPPORTED
     return INCONCLUSIVE
 
