@@ -294,3 +294,16 @@ def test_headline_table_on_an_empty_store(tmp_path):
     t = results.headline_table(PROFILE, tmp_path, n_boot=200)
     assert (t["verdict"].drop(t.index[6]) != "supported").all()
     assert t.iloc[0]["verdict"] == results.NO_RUNS and t.iloc[0]["ours [95% CI]"] == "– (n = 0/0)"
+
+
+def test_vpl_table_compares_vpl_off_and_on(tmp_path):
+    grid = get_study("vpl").grid(PROFILE)
+    acc = {(0.0, 1): 0.80, (0.0, 2): 0.82, (0.05, 1): 0.80, (0.05, 2): 0.81}
+    for item in grid:
+        write_record(tmp_path, item.spec, acc[(item.tags["vpl_weight"], item.spec.seed)])
+    t = results.vpl_table(PROFILE, tmp_path, n_boot=200).iloc[0]
+    assert t["comparison"] == "VML + VPL (weight 0.05) vs VML"
+    assert (t["n_base"], t["n_vml"]) == (2, 2)
+    assert t["base_sd"] == pytest.approx(math.sqrt(2)) and t["var_red"] == pytest.approx(50.0)
+    assert t["mean_diff"] == pytest.approx(-0.5) and t["verdict"] == "inconclusive at this n"
+    assert results.vpl_table(PROFILE, tmp_path / "empty").iloc[0]["verdict"] == results.NO_RUNS

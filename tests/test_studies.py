@@ -2,6 +2,7 @@
 import pytest
 
 from vml.spec import profile_spec
+from vml import studies
 from vml.studies import ABLATIONS, STUDIES, ablation_tag, get_study, plan
 
 
@@ -52,3 +53,14 @@ def test_unknown_study_and_profile_are_named():
 def test_pool_alternates_arms_so_a_partial_sweep_leaves_pairs():
     grid = get_study("seed-groups").grid("cpu")
     assert [(i.spec.seed, i.spec.loss) for i in grid[:4]] == [(1, "base"), (1, "vml"), (2, "base"), (2, "vml")]
+
+
+def test_select_seeds_keeps_only_those_seeds_and_names_a_bad_one():
+    items = studies.plan(["seed-groups"], "smoke")
+    one = studies.select_seeds(items, [1])
+    assert {i.spec.seed for i in one} == {1} and {i.spec.loss for i in one} == {"base", "vml"}
+    assert studies.select_seeds(items, None) == items
+    with pytest.raises(ValueError, match=r"seed 7 is not in these studies; their seeds are \[1, 2\]"):
+        studies.select_seeds(items, [7])
+    with pytest.raises(ValueError, match="seed 7"):  # checked before anything trains
+        studies.run(["seed-groups"], "smoke", seeds=[7])

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["setup", "BOOK_PROFILE", "progress"]
+__all__ = ["setup", "BOOK_PROFILE", "progress", "fill"]
 
 # the results store the book reads (`data/results/<profile>/`); VML_BOOK_PROFILE overrides it
 BOOK_PROFILE = os.environ.get("VML_BOOK_PROFILE", "cpu")
@@ -51,6 +51,22 @@ def progress(study: str, profile: str | None = None, root: Any = None) -> pd.Dat
         r["stored"] += int(store.exists(item.spec, root))
     df = pd.DataFrame([{"study": study, "profile": profile, "loss": k, **v} for k, v in rows.items()])
     return df
+
+
+def fill(*studies: str, profile: str | None = None, root: Any = None) -> int:
+    """Train the missing runs of `studies` when $VML_BOOK_TRAIN is 1, else do nothing; returns the runs trained.
+
+    Off by default: a build then only reads the committed store (minutes), where filling an empty
+    store means hours of training (`VML_BOOK_TRAIN=1 make book`, resumable like `python -m vml run`).
+    """
+    flag = os.environ.get("VML_BOOK_TRAIN", "0")
+    if flag not in ("0", "1"):
+        raise ValueError(f"VML_BOOK_TRAIN={flag!r} is not allowed; use 1 (train missing runs) or 0 (read only)")
+    if flag == "0":
+        return 0
+    from .studies import run
+
+    return run(list(studies), profile or BOOK_PROFILE, root=root)
 
 
 # ----------------------------------------------------------------------------- results chapters (4-10)

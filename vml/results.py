@@ -1032,3 +1032,19 @@ def headline_summary(t: pd.DataFrame) -> str:
             groups["without a verdict yet"] += 1
     parts = ", ".join(f"{n} {k}" for k, n in groups.items())
     return f"Of the paper's {len(t)} headline claims, on our runs so far: {parts}."
+
+
+# ----------------------------------------------------------------------------- VPL (appendix A, ours)
+
+def vpl_table(profile: str | None = None, root: Any = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The `vpl` study: VML without (weight 0) and with the reconstructed VPL term, as one
+    comparison row ('base' = VPL off, 'vml' = VPL on); the paper reports no number, so no claim."""
+    from .studies import VPL_WEIGHT
+
+    df = load("vpl", profile, root)
+    w = df["vpl_weight"] if "vpl_weight" in df else pd.Series(dtype=float)
+    off = df.loc[w == 0.0, "test_acc"].to_numpy(dtype=float) * 100 if len(df) else np.zeros(0)
+    on = df.loc[w == VPL_WEIGHT, "test_acc"].to_numpy(dtype=float) * 100 if len(df) else np.zeros(0)
+    row = compare_arms(off, on, None, n_boot=n_boot, seed=seed)
+    out = pd.DataFrame([{"comparison": f"VML + VPL (weight {VPL_WEIGHT}) vs VML", **row}])
+    return out

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import store
 from .spec import PROFILES, RunSpec, profile_spec
@@ -173,13 +173,26 @@ def dataset_or_none(name: str) -> Any:
 
 # ---------------------------------------------------------------- running
 
+def select_seeds(items: list[GridItem], seeds: Sequence[int] | None) -> list[GridItem]:
+    """The items whose seed is in `seeds` (all items when None); a seed that no item has is an error."""
+    if seeds is None:
+        return items
+    have = sorted({i.spec.seed for i in items})
+    for s in seeds:
+        if s not in have:
+            raise ValueError(f"seed {s!r} is not in these studies; their seeds are {have}")
+    return [i for i in items if i.spec.seed in set(seeds)]
+
+
 def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = None, quiet: bool = True,
-        limit: int | None = None, threads: int | None = None) -> int:
-    """Train every missing run of the named studies; returns how many runs this call trained."""
+        limit: int | None = None, threads: int | None = None, seeds: Sequence[int] | None = None) -> int:
+    """Train every missing run of the named studies (only `seeds`, when given); returns how many
+    runs this call trained."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
+    select_seeds(plan(names, profile), seeds)  # fail before starting workers
     if jobs > 1:
-        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit)
+        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds)
     import torch
     from tqdm import tqdm
 
@@ -188,7 +201,7 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     if threads:
         os.environ["VML_THREADS"] = str(threads)  # the trainer sets its thread count from this
         torch.set_num_threads(threads)
-    todo = [i for i in plan(names, profile) if not store.exists(i.spec, root)]
+    todo = [i for i in select_seeds(plan(names, profile), seeds) if not store.exists(i.spec, root)]
     done, skipped = 0, set()
     bar = tqdm(todo, desc=f"{','.join(names)} [{profile}]", unit="run", disable=None, dynamic_ncols=True)
     for item in bar:
@@ -216,13 +229,16 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     return done
 
 
-def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None) -> int:
+def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None,
+                  seeds: Sequence[int] | None = None) -> int:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     cmd = [sys.executable, "-m", "vml", "run", *names, "--profile", profile, "--threads", str(threads)]
     if root is not None:
         cmd += ["--root", str(root)]
     if limit is not None:
         cmd += ["--limit", str(limit)]
+    if seeds is not None:
+        cmd += ["--seeds", *map(str, seeds)]
     before = sum(1 for _ in store.iter_records(profile, root))
     env = dict(os.environ, VML_THREADS=str(threads))  # jobs x threads <= cores: no oversubscription
     procs = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
@@ -278,6 +294,8 @@ def add_cli(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the store")
     p.add_argument("--limit", type=int, default=None, help="stop after this many runs (per worker)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="only these seeds (e.g. `--seeds 1` for a first look at every setting)")
     p.add_argument("--root", default=None, help="results root (default: data/results or $VML_RESULTS_DIR)")
     p.add_argument("--verbose", action="store_true", help="a progress bar per run, not only per sweep")
     p.set_defaults(func=_cli_run)
@@ -293,7 +311,7 @@ def _cli_run(args: Any) -> int:
         if n != "all":
             get_study(n)
     n = run(names, args.profile, jobs=args.jobs, root=args.root, quiet=not args.verbose, limit=args.limit,
-            threads=args.threads)
+            threads=args.threads, seeds=args.seeds)
     print(f"trained {n} run(s)")
     return 0
 
