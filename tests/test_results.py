@@ -273,9 +273,9 @@ def test_headline_table_from_fake_store(tmp_path):
     for spec, acc in ((base[1], 0.80), (base[2], 0.82), (vml[1], 0.80), (vml[2], 0.81)):
         write_record(tmp_path, spec, acc)
     t = results.headline_table(PROFILE, tmp_path, n_boot=200)
-    assert len(t) == 8 and list(t.columns) == ["paper", "ours [95% CI]", "verdict"]
+    assert len(t) == 10 and list(t.columns) == ["paper", "ours [95% CI]", "verdict"]
     rows = list(t.index)
-    sd1, mean1, arch10, arch100, sd20, react, cost, effect = (t.loc[r] for r in rows)
+    sd1, mean1, arch10, arch100, sd20, claim20, mean20, react, cost, effect = (t.loc[r] for r in rows)
     # SDs 1.414 vs 0.707: Var. Red. 50%, (1, 1) df, so no verdict but inconclusive is possible
     assert sd1["ours [95% CI]"].startswith("50.0%") and sd1["ours [95% CI]"].endswith("(n = 2/2)")
     assert sd1["verdict"] == "inconclusive at this n" and sd1["paper"] == "33.3%"
@@ -283,16 +283,17 @@ def test_headline_table_from_fake_store(tmp_path):
     assert mean1["ours [95% CI]"].startswith("81.00 → 80.50% (Δ -0.50")
     assert mean1["verdict"] == "inconclusive at this n"
     assert arch10["verdict"] == results.NO_RUNS and arch100["verdict"] == results.NO_RUNS
-    assert sd20["verdict"] == "too few runs (need 20 per arm)"
+    assert sd20["verdict"] == "too few runs (need 20 per arm)" and mean20["ours [95% CI]"] == "–"
+    assert claim20["verdict"] == sd20["verdict"]
     assert react["verdict"].startswith("cannot be computed") and cost["paper"] == "1× / 1×"
     assert effect["ours [95% CI]"].startswith("2.00 → 1.00 pp")
-    assert results.headline_summary(t) == ("Of the paper's 8 headline claims, on our runs so far: 1 supported, "
-                                           "0 not supported, 2 inconclusive, 5 without a verdict yet.")
+    assert results.headline_summary(t) == ("Of the paper's 10 headline claims, on our runs so far: 1 supported, "
+                                           "0 not supported, 2 inconclusive, 7 without a verdict yet.")
 
 
 def test_headline_table_on_an_empty_store(tmp_path):
     t = results.headline_table(PROFILE, tmp_path, n_boot=200)
-    assert (t["verdict"].drop(t.index[6]) != "supported").all()
+    assert (t["verdict"].drop(t.index[8]) != "supported").all()
     assert t.iloc[0]["verdict"] == results.NO_RUNS and t.iloc[0]["ours [95% CI]"] == "– (n = 0/0)"
 
 

@@ -967,6 +967,17 @@ def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str) -> dict[
             "verdict": _count_verdicts(done["verdict"])}
 
 
+def _mean_row(r: pd.Series, claim: str, paper_value: str) -> dict[str, str]:
+    """'Mean unchanged' from a comparison row: the Welch interval of VML − Base, judged by equivalence."""
+    if np.isfinite(r["mean_diff"]):
+        ours = (f"{r['base_mean']:.2f} → {r['vml_mean']:.2f}% "
+                f"(Δ {r['mean_diff']:+.2f}\u00a0pp\u00a0{_ci(r['mean_diff_low'], r['mean_diff_high'], 2)})")
+        v = stats.equivalence_verdict(r["mean_diff_low"], r["mean_diff_high"], MEAN_MARGIN_PP)
+    else:
+        ours, v = "–", r["verdict"]
+    return {"claim": claim, "paper": paper_value, "ours [95% CI]": ours, "verdict": v}
+
+
 def _reactivity_row(profile: str | None, root: Any) -> dict[str, str]:
     """Fig. 1's claim: the paper's seed-averaged CCF peak beside ours, judged on the per-seed r at
     lag +1 (a t interval over seeds; the seed-averaged series of a short run has too few epochs)."""
@@ -1002,20 +1013,20 @@ def headline_table(profile: str | None = None, root: Any = None, n_boot: int = 2
     src = sources_table(profile, root, n_boot=n_boot).set_index("source").loc["All"]
     rows.append({"claim": "across-seed SD reduction, CIFAR-10, 5 seeds, every source varied (Table 1)",
                  "paper": "33.3%", "ours [95% CI]": _var_red_cell(src), "verdict": src["verdict"]})
-    if np.isfinite(src["mean_diff"]):
-        ours = (f"{src['base_mean']:.2f} → {src['vml_mean']:.2f}% "
-                f"(Δ {src['mean_diff']:+.2f}\u00a0pp\u00a0{_ci(src['mean_diff_low'], src['mean_diff_high'], 2)})")
-        v = stats.equivalence_verdict(src["mean_diff_low"], src["mean_diff_high"], MEAN_MARGIN_PP)
-    else:
-        ours, v = "–", src["verdict"]
-    rows.append({"claim": f"mean accuracy unchanged, Base → VML (Table 1; ours: Δ within ±{MEAN_MARGIN_PP} pp)",
-                 "paper": "94.95 → 94.88% (Δ −0.07 pp)", "ours [95% CI]": ours, "verdict": v})
+    rows.append(_mean_row(src, f"mean accuracy unchanged, 5 seeds (Table 1; ours: Δ within ±{MEAN_MARGIN_PP} pp)",
+                          "94.95 → 94.88% (Δ −0.07 pp)"))
     arch = architectures_table(profile, root, n_boot=n_boot)
     rows.append(_architectures_row(arch, "CIFAR-10", "29.7–74.4%"))
     rows.append(_architectures_row(arch, "CIFAR-100", "40.0–72.7%"))
     sg = seed_groups_table(profile, root, sizes=(20,)).iloc[0]
     rows.append({"claim": "across-seed SD reduction, 20 seeds per arm (Table 3)", "paper": "3.0%",
                  "ours [95% CI]": _var_red_cell(sg), "verdict": sg["verdict"]})
+    # the abstract's smallest reduction (33%, Tables 1, 2 and 4), put to the largest sample we have
+    lo, hi = sg["var_red_low"], sg["var_red_high"]
+    rows.append({"claim": "a reduction of at least 33% (abstract; Table 4's VML row), tested on 20 seeds per arm",
+                 "paper": "33.3%", "ours [95% CI]": _var_red_cell(sg),
+                 "verdict": stats.verdict(lo, hi, 33.3) if np.isfinite(lo) and np.isfinite(hi) else sg["verdict"]})
+    rows.append(_mean_row(sg, "mean accuracy unchanged, 20 seeds per arm (Table 3)", "94.89 → 94.85% (Δ −0.04 pp)"))
     rows.append(_reactivity_row(profile, root))
     rows.append({"claim": "no extra training or inference cost (Table 4)", "paper": "1× / 1×",
                  "ours [95% CI]": STEP_COST + " (one measurement, no interval)",
