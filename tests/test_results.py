@@ -308,3 +308,16 @@ def test_vpl_table_compares_vpl_off_and_on(tmp_path):
     assert t["base_sd"] == pytest.approx(math.sqrt(2)) and t["var_red"] == pytest.approx(50.0)
     assert t["mean_diff"] == pytest.approx(-0.5) and t["verdict"] == "inconclusive at this n"
     assert results.vpl_table(PROFILE, tmp_path / "empty").iloc[0]["verdict"] == results.NO_RUNS
+
+
+def test_display_halves_split_the_columns(tmp_path):
+    t = results.sources_table(PROFILE, tmp_path, n_boot=200)
+    whole = results.display_table(t, ["source"])
+    acc = results.display_table(t, ["source"], part="accuracy")
+    ver = results.display_table(t, ["source"], part="verdict")
+    assert list(acc.columns) == ["n (B/V)", "paper Base", "ours Base", "paper VML", "ours VML"]
+    assert list(ver.columns)[0] == "n (B/V)" and list(ver.columns)[-1] == "verdict"
+    assert set(acc.columns) | set(ver.columns) == set(whole.columns)
+    assert set(acc.columns) & set(ver.columns) == {"n (B/V)"}
+    with pytest.raises(ValueError, match="part='half' is not allowed"):
+        results.display_table(t, ["source"], part="half")

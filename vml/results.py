@@ -167,9 +167,24 @@ def _ci(lo: float, hi: float, digits: int = 0) -> str:
     return f"[{f(lo)},\u00a0{f(hi)}]"
 
 
-def display_table(t: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+PARTS = ("all", "accuracy", "verdict")
+
+
+def _part(out: pd.DataFrame, part: str, accuracy: Sequence[str], shared: Sequence[str] = ()) -> pd.DataFrame:
+    """Columns of a reader's table: all, the accuracy half (`accuracy`) or the verdict half (the rest);
+    `shared` columns appear in both halves. Two halves fit a page where the whole does not."""
+    if part not in PARTS:
+        raise ValueError(f"part={part!r} is not allowed; use one of {PARTS}")
+    if part == "all":
+        return out
+    keep = [c for c in out.columns if (c in accuracy) == (part == "accuracy") or c in shared]
+    return out[keep]
+
+
+def display_table(t: pd.DataFrame, labels: Sequence[str], part: str = "all") -> pd.DataFrame:
     """The reader's view of a `comparison_table`: paper vs ours as 'mean ± SD' strings, the Var. Red.
-    with its 95% F interval, the mean difference and the verdict (label columns first)."""
+    with its 95% F interval, the mean difference and the verdict (label columns first); `part`
+    'accuracy' or 'verdict' gives one half of the columns."""
     out = pd.DataFrame({c: t[c] for c in labels})
     out["n (B/V)"] = [f"{a}/{b}" for a, b in zip(t["n_base"], t["n_vml"])]
     out["paper Base"] = [_pm(m, s) for m, s in zip(t["paper_base_acc"], t["paper_base_sd"])]
@@ -183,7 +198,8 @@ def display_table(t: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
         f"{d:+.2f}\u00a0{_ci(a, b, 2)}" if np.isfinite(d) else "–"
         for d, a, b in zip(t["mean_diff"], t["mean_diff_low"], t["mean_diff_high"])]
     out["verdict"] = t["verdict"]
-    return out.set_index(list(labels))
+    out = out.set_index(list(labels))
+    return _part(out, part, ["paper Base", "ours Base", "paper VML", "ours VML"], shared=["n (B/V)"])
 
 
 def missing_runs(study: str, profile: str | None = None, root: Any = None,
@@ -794,8 +810,8 @@ def _fmt(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "–"
 
 
-def display_seed_groups(t: pd.DataFrame) -> pd.DataFrame:
-    """The reader's view of `seed_groups_table`."""
+def display_seed_groups(t: pd.DataFrame, part: str = "all") -> pd.DataFrame:
+    """The reader's view of `seed_groups_table` (`part` as in `display_table`)."""
     out = display_table(t, ["group_size"]).rename(columns={
         "ours Base": "ours Base (seeds 1..k)", "ours VML": "ours VML (seeds 1..k)",
         "ours Var.Red. %": "ours Var.Red. % (seeds 1..k)"})
@@ -804,12 +820,13 @@ def display_seed_groups(t: pd.DataFrame) -> pd.DataFrame:
     out.insert(len(out.columns) - 1, "random groups: Var.Red. %", [_fmt(x, 1) for x in t["avg_var_red"]])
     out.insert(len(out.columns) - 1, "central 95% of draws",
                [_ci(a, b) for a, b in zip(t["draws_var_red_low"], t["draws_var_red_high"])])
-    return out
+    return _part(out, part, ["paper Base", "ours Base (seeds 1..k)", "paper VML", "ours VML (seeds 1..k)"],
+                 shared=["n (B/V)"])
 
 
-def display_remedies(t: pd.DataFrame) -> pd.DataFrame:
-    """The reader's view of `remedies_table`."""
-    return pd.DataFrame({
+def display_remedies(t: pd.DataFrame, part: str = "all") -> pd.DataFrame:
+    """The reader's view of `remedies_table` (`part` as in `display_table`)."""
+    out = pd.DataFrame({
         "method": t["method"], "units": t["units"], "mean acc %": [_fmt(x) for x in t["mean_acc"]],
         "SD pp": [_fmt(x, 3) for x in t["sd"]], "SD resampled pp": [_fmt(x, 3) for x in t["resampled_sd"]],
         "training": t["training_cost"], "inference": t["inference_cost"],
@@ -817,6 +834,7 @@ def display_remedies(t: pd.DataFrame) -> pd.DataFrame:
         "ours Var.Red. %": [_fmt(x, 1) for x in t["var_red"]],
         "95% CI": [_ci(a, b) for a, b in zip(t["low"], t["high"])],
         "verdict": t["verdict"]}).set_index("method")
+    return _part(out, part, ["mean acc %", "SD pp", "SD resampled pp", "training", "inference"], shared=["units"])
 
 
 def _fisher_ci(r: float, n: int) -> tuple[float, float]:
