@@ -239,9 +239,9 @@ def test_any_zero_d_criterion_can_be_the_base():
     l0 = mse_on_probs(logits, y)
     assert torch.equal(crit(logits, y), l0)  # t = 0: no penalty yet
     l1 = mse_on_probs(logits * 3, y)
-    dev = float(l1 - l0)
+    dev = float((l1 - l0).detach())
     rho = 0.5 * dev * dev / 0.2 if abs(dev) <= 0.2 else abs(dev) - 0.1
-    assert float(crit(logits * 3, y)) == pytest.approx(float(l1) + 0.1 * rho, rel=1e-6)
+    assert float(crit(logits * 3, y).detach()) == pytest.approx(float(l1.detach()) + 0.1 * rho, rel=1e-6)
 
 
 def test_within_class_logit_variance_by_hand():
