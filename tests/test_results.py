@@ -321,3 +321,12 @@ def test_display_halves_split_the_columns(tmp_path):
     assert set(acc.columns) & set(ver.columns) == {"n (B/V)"}
     with pytest.raises(ValueError, match="part='half' is not allowed"):
         results.display_table(t, ["source"], part="half")
+
+
+def test_architectures_headline_row_gives_each_network_its_n():
+    t = pd.DataFrame({"Dataset": ["CIFAR-10"] * 2, "Model": ["ResNet-14", "VGG-16"], "var_red": [22.0, np.nan],
+                      "var_red_low": [-140.0, np.nan], "var_red_high": [75.0, np.nan], "n_base": [5, 1],
+                      "n_vml": [4, 1], "verdict": ["inconclusive at this n", results.TOO_FEW]})
+    row = results._architectures_row(t, "CIFAR-10", "29.7–74.4%")
+    assert row["ours [95% CI]"] == "ResNet-14 22%\u00a0[-140,\u00a075] (n = 5/4) (1 of 2 networks)"
+    assert row["verdict"] == "1× inconclusive at this n"

@@ -979,8 +979,9 @@ def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str) -> dict[
     if done.empty:
         ours = NEEDS_DATA if len(part) and (part["verdict"] == NEEDS_DATA).all() else NO_RUNS
         return {"claim": claim, "paper": paper_range, "ours [95% CI]": "–", "verdict": ours}
-    cells = "; ".join(f"{m} {x:.0f}%\u00a0{_ci(a, b)}" for m, x, a, b in
-                      zip(done["Model"], done["var_red"], done["var_red_low"], done["var_red_high"]))
+    cells = "; ".join(f"{m} {x:.0f}%\u00a0{_ci(a, b)} (n = {nb}/{nv})" for m, x, a, b, nb, nv in
+                      zip(done["Model"], done["var_red"], done["var_red_low"], done["var_red_high"],
+                          done["n_base"], done["n_vml"]))
     return {"claim": claim, "paper": paper_range, "ours [95% CI]": f"{cells} ({len(done)} of {len(part)} networks)",
             "verdict": _count_verdicts(done["verdict"])}
 
