@@ -13,6 +13,7 @@ resamples), so the bootstrap interval is reported beside it but does not decide 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 import math
 import warnings
 from typing import Any, Iterable, Sequence
@@ -966,10 +967,7 @@ def _var_red_cell(r: pd.Series | dict) -> str:
 
 
 def _count_verdicts(verdicts: Iterable[str]) -> str:
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v] = counts.get(v, 0) + 1
-    return "; ".join(f"{n}× {v}" for v, n in counts.items())
+    return "; ".join(f"{n}× {v}" for v, n in Counter(verdicts).items())
 
 
 def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str) -> dict[str, str]:
