@@ -90,6 +90,15 @@ else if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
   MathJax.startup.promise.then(() => done(true)).catch(e => done(String(e)));
 } else { done('MathJax is not loaded'); }
 """
+FONTS_JS = """
+const done = arguments[arguments.length - 1];
+document.fonts.ready.then(() => done(Array.from(document.fonts).filter(
+  f => f.family.replace(/"/g, '').startsWith('MJX') && f.status === 'error').map(f => f.family)));
+"""
+PAINTED_JS = """
+const done = arguments[arguments.length - 1];
+requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 300)));
+"""
 LINKS_JS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));"
 
 
@@ -109,6 +118,9 @@ def test_chapter_page(doc, driver, base_url):
     raw = driver.execute_script("return Array.from(document.querySelectorAll('.math')).filter("
                                 "m => !m.querySelector('mjx-container') && !m.closest('mjx-container')).length")
     assert raw == 0, f"{doc}: {raw} equations left as raw TeX"
+    # CHTML output draws glyphs with MathJax's web fonts, served beside the script: none may fail
+    failed = driver.execute_async_script(FONTS_JS)
+    assert failed == [], f"{doc}: MathJax fonts failed to load: {failed}"
 
     # figures: scroll through the page so that nothing is left unloaded, then every image decoded
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -132,6 +144,8 @@ def test_chapter_page(doc, driver, base_url):
     full = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 6000)
     driver.set_window_size(1280, max(full, 800))
     try:
+        # let the resized page paint (two frames) before capturing, or regions come out blank
+        driver.execute_async_script(PAINTED_JS)
         shot = SCREENSHOTS / f"{Path(doc).name}.png"
         assert driver.save_screenshot(str(shot)), f"{doc}: screenshot failed"
         assert shot.stat().st_size > 10_000, f"{doc}: screenshot is suspiciously small (blank page?)"
