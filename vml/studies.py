@@ -5,6 +5,7 @@ are trained once: the store is keyed by the spec, not by the study.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -248,25 +249,38 @@ def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None
     return sum(1 for _ in store.iter_records(profile, root)) - before
 
 
+def _cost_kind(spec: RunSpec) -> tuple[Any, ...]:
+    """What a run's wall time mostly depends on: network, width, precision, epochs, dataset."""
+    return (spec.model, spec.width, spec.precision, spec.epochs, spec.dataset)
+
+
+def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float]]) -> float | None:
+    """Time to train `missing`: per run, the median wall time of stored runs of its kind, else of all runs."""
+    if not walls:
+        return None
+    by_kind: dict[tuple[Any, ...], list[float]] = {}
+    for spec, w in walls:
+        by_kind.setdefault(_cost_kind(spec), []).append(w)
+    overall = statistics.median(w for _, w in walls)
+    return sum(statistics.median(by_kind[k]) if (k := _cost_kind(s)) in by_kind else overall for s in missing)
+
+
 def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     """Per study: runs in the grid, stored, missing, unavailable here, and an estimated time to finish."""
     walls = []
     for path in store.iter_records(profile, root):
-        import json
-
-        w = json.loads(path.read_text()).get("wall_s")
-        if w is not None:
-            walls.append(float(w))
-    median_wall = statistics.median(walls) if walls else None
+        rec = json.loads(path.read_text())
+        if rec.get("wall_s") is not None:
+            walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"])))
     rows = []
     for name, study in STUDIES.items():
         grid = study.grid(profile)
         done = sum(store.exists(i.spec, root) for i in grid)
-        unavailable = sum(1 for i in grid if not store.exists(i.spec, root) and not _available(i.spec.dataset))
-        missing = len(grid) - done - unavailable
-        eta = missing * median_wall if median_wall is not None else None
-        rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done, "missing": missing,
-                     "unavailable": unavailable, "eta_s": eta})
+        todo = [i.spec for i in grid if not store.exists(i.spec, root)]
+        missing = [s for s in todo if _available(s.dataset)]
+        rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done,
+                     "missing": len(missing), "unavailable": len(todo) - len(missing),
+                     "eta_s": estimate_seconds(missing, walls)})
     return rows
 
 
