@@ -157,6 +157,23 @@ def test_missing_source_error_says_where_it_looked_and_how_to_fix(tmp_path, monk
         vdata.load_dataset("mnist")
 
 
+def test_available_looks_for_files_without_loading_or_downloading(tmp_path, monkeypatch):
+    monkeypatch.setattr(vdata, "pack_candidates", lambda name, root: [root / f"{name}-jpeg.npz"])
+    monkeypatch.setattr(vdata, "load_torchvision", lambda *a: pytest.fail("available() must not download"))
+    assert not vdata.available("cifar100", data_dir=tmp_path)
+    (tmp_path / "torchvision" / "cifar-100-python.tar.gz").parent.mkdir()
+    (tmp_path / "torchvision" / "cifar-100-python.tar.gz").write_bytes(b"")
+    assert vdata.available("cifar100", data_dir=tmp_path)  # torchvision extracts the archive on load
+    assert not vdata.available("cifar10", data_dir=tmp_path)
+    (tmp_path / "torchvision" / "cifar-10-batches-py").mkdir()
+    assert vdata.available("cifar10", data_dir=tmp_path)
+    (tmp_path / "other").mkdir()
+    write_pack(tmp_path / "other" / "cifar100-jpeg.npz")
+    assert vdata.available("cifar100", data_dir=tmp_path / "other") and vdata.available("synthetic")
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        vdata.available("mnist")
+
+
 # ---------------------------------------------------------------------------- synthetic
 def test_synthetic_is_deterministic_and_class_dependent():
     a, b = vdata.synthetic(seed=3), vdata.synthetic(seed=3)

@@ -262,6 +262,14 @@ def test_status_line(tmp_path):
     assert "partial" in line
 
 
+def test_status_line_names_data_that_is_not_here(tmp_path, monkeypatch):
+    write_record(tmp_path, pool_specs("base")[1], 0.8)
+    dataset = pool_specs("base")[1].dataset
+    monkeypatch.setattr(results, "dataset_here", lambda name: name != dataset)
+    line = results.status_line("seed-groups", PROFILE, tmp_path)
+    assert line.endswith(f"complete for the data on this machine; the other 3 runs need {dataset} data, which this machine does not have.")
+
+
 def test_status_line_counts_shared_runs_once(tmp_path):
     # the smoke ablation grid: 21 settings x 2 seeds, the 5 default settings are one spec
     line = results.status_line("ablations", PROFILE, tmp_path)
@@ -329,4 +337,14 @@ def test_architectures_headline_row_gives_each_network_its_n():
                       "n_vml": [4, 1], "verdict": ["inconclusive at this n", results.TOO_FEW]})
     row = results._architectures_row(t, "CIFAR-10", "29.7–74.4%")
     assert row["ours [95% CI]"] == "ResNet-14 22%\u00a0[-140,\u00a075] (n = 5/4) (1 of 2 networks)"
-    assert row["verdict"] == "1× inconclusive at this n"
+    assert row["verdict"] == "so far: 1× inconclusive at this n"
+
+
+def test_a_claim_for_every_network_falls_with_one_network():
+    inc, sup, no = "inconclusive at this n", "supported", "not supported"
+    assert results.combine_verdicts(["A", "B", "C"], [inc, no, inc], True) == \
+        "not supported on B (2× inconclusive at this n; 1× not supported)"
+    assert results.combine_verdicts(["A", "B"], [sup, no], False).startswith("not supported on B")
+    assert results.combine_verdicts(["A", "B"], [sup, sup], True) == "supported on every network"
+    assert results.combine_verdicts(["A", "B"], [sup, inc], True) == "inconclusive at this n (1× supported; 1× inconclusive at this n)"
+    assert results.combine_verdicts(["A"], [sup], False) == "so far: 1× supported"

@@ -103,6 +103,25 @@ def pack_candidates(name: str, root: Path) -> list[Path]:
     return [d / f"{name}-{enc}.npz" for d in dirs for enc in ("png", "jpeg")]
 
 
+# torchvision's folder and archive names for the official datasets
+_TV_FILES = {"cifar10": ("cifar-10-batches-py", "cifar-10-python.tar.gz"),
+             "cifar100": ("cifar-100-python", "cifar-100-python.tar.gz")}
+
+
+def available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether dataset `name` is on this machine (a pack, or torchvision's archive), without loading
+    or downloading anything."""
+    if name == "synthetic":
+        return True
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; use one of {DATASETS}")
+    root = resolve_data_dir(data_dir)
+    if any(c.exists() for c in pack_candidates(name, root)):
+        return True
+    folder, archive = _TV_FILES[name]
+    return (root / "torchvision" / folder).is_dir() or (root / "torchvision" / archive).is_file()
+
+
 # ----------------------------------------------------------------------------------- loading
 def load_dataset(name: str, source: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", **synthetic_kwargs) -> Dataset:

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from . import stats, store
-from .studies import ABLATIONS, get_study
+from .studies import ABLATIONS, dataset_here, get_study
 
 __all__ = [
     "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "profile_or_default", "load", "arm_values", "compare_arms",
@@ -948,7 +948,15 @@ def status_line(study: str, profile: str | None = None, root: Any = None) -> str
         c[1] += 1
     done, runs = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
     arms = ", ".join(f"{'Base' if loss == 'base' else 'VML'} {c[0]}/{c[1]}" for loss, c in counts.items())
-    state = "complete" if done == runs else "partial: every number below uses the runs stored so far"
+    absent = sorted({s.dataset for s in specs.values() if not store.exists(s, root) and not dataset_here(s.dataset)})
+    missing_here = sum(not store.exists(s, root) and s.dataset not in absent for s in specs.values())
+    if done == runs:
+        state = "complete"
+    elif missing_here == 0:
+        state = (f"complete for the data on this machine; the other {runs - done} runs need "
+                 f"{' and '.join(absent)} data, which this machine does not have")
+    else:
+        state = "partial: every number below uses the runs stored so far"
     return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms});\n{state}."
 
 
@@ -970,6 +978,19 @@ def _count_verdicts(verdicts: Iterable[str]) -> str:
     return "; ".join(f"{n}× {v}" for v, n in Counter(verdicts).items())
 
 
+def combine_verdicts(names: Sequence[str], verdicts: Sequence[str], complete: bool) -> str:
+    """One verdict for a claim made for every network at once: not supported as soon as one network
+    rules it out, supported only when all support it, else inconclusive (or 'so far' while runs are missing)."""
+    against = [n for n, v in zip(names, verdicts) if v.startswith("not supported")]
+    if against:
+        return f"not supported on {', '.join(against)} ({_count_verdicts(verdicts)})"
+    if not complete:
+        return f"so far: {_count_verdicts(verdicts)}"
+    if all(v.startswith("supported") for v in verdicts):
+        return "supported on every network"
+    return f"inconclusive at this n ({_count_verdicts(verdicts)})"
+
+
 def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str) -> dict[str, str]:
     part = t[t["Dataset"] == dataset]
     done = part[np.isfinite(part["var_red"].to_numpy(dtype=float))]
@@ -981,7 +1002,7 @@ def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str) -> dict[
                       zip(done["Model"], done["var_red"], done["var_red_low"], done["var_red_high"],
                           done["n_base"], done["n_vml"]))
     return {"claim": claim, "paper": paper_range, "ours [95% CI]": f"{cells} ({len(done)} of {len(part)} networks)",
-            "verdict": _count_verdicts(done["verdict"])}
+            "verdict": combine_verdicts(list(done["Model"]), list(done["verdict"]), len(done) == len(part))}
 
 
 def _mean_row(r: pd.Series, claim: str, paper_value: str) -> dict[str, str]:

@@ -277,18 +277,17 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         grid = study.grid(profile)
         done = sum(store.exists(i.spec, root) for i in grid)
         todo = [i.spec for i in grid if not store.exists(i.spec, root)]
-        missing = [s for s in todo if _available(s.dataset)]
+        missing = [s for s in todo if dataset_here(s.dataset)]
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done,
                      "missing": len(missing), "unavailable": len(todo) - len(missing),
                      "eta_s": estimate_seconds(missing, walls)})
     return rows
 
 
-def _available(dataset: str) -> bool:
-    try:
-        from .data import available
-    except ImportError:
-        return dataset_or_none(dataset) is not None
+def dataset_here(dataset: str) -> bool:
+    """Whether `dataset` is on this machine; `vml run` still downloads one that torchvision can fetch."""
+    from .data import available
+
     return available(dataset)
 
 
