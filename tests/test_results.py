@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vml import results, store
+from vml import studies, results, store
 from vml.studies import get_study
 
 PROFILE = "smoke"  # smoke grids: seeds 1-2 per arm
@@ -262,12 +262,15 @@ def test_status_line(tmp_path):
     assert "partial" in line
 
 
-def test_status_line_names_data_that_is_not_here(tmp_path, monkeypatch):
-    write_record(tmp_path, pool_specs("base")[1], 0.8)
-    dataset = pool_specs("base")[1].dataset
-    monkeypatch.setattr(results, "dataset_here", lambda name: name != dataset)
-    line = results.status_line("seed-groups", PROFILE, tmp_path)
-    assert line.endswith(f"complete for the data on this machine; the other 3 runs need {dataset} data, which this machine does not have.")
+def test_status_line_says_which_datasets_are_complete(tmp_path):
+    grid = [i.spec for i in studies.get_study("architectures").grid("cpu")]
+    c10 = [sp for sp in grid if sp.dataset == "cifar10"]
+    for sp in c10[:-1]:
+        write_record(tmp_path, sp, 0.7)
+    assert "partial" in results.status_line("architectures", "cpu", tmp_path)
+    write_record(tmp_path, c10[-1], 0.7)
+    line = results.status_line("architectures", "cpu", tmp_path)
+    assert line.endswith(f"complete for cifar10; none of the {len(grid) - len(c10)} runs on cifar100 is stored.")
 
 
 def test_status_line_counts_shared_runs_once(tmp_path):

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from . import stats, store
-from .studies import ABLATIONS, dataset_here, get_study
+from .studies import ABLATIONS, get_study
 
 __all__ = [
     "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "profile_or_default", "load", "arm_values", "compare_arms",
@@ -948,13 +948,16 @@ def status_line(study: str, profile: str | None = None, root: Any = None) -> str
         c[1] += 1
     done, runs = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
     arms = ", ".join(f"{'Base' if loss == 'base' else 'VML'} {c[0]}/{c[1]}" for loss, c in counts.items())
-    absent = sorted({s.dataset for s in specs.values() if not store.exists(s, root) and not dataset_here(s.dataset)})
-    missing_here = sum(not store.exists(s, root) and s.dataset not in absent for s in specs.values())
+    # by dataset, from the store alone (never from what data this machine has), so the page is the same everywhere
+    stored = {d: [store.exists(s, root) for s in specs.values() if s.dataset == d]
+              for d in sorted({s.dataset for s in specs.values()})}
+    full = [d for d, v in stored.items() if all(v)]
+    empty = [d for d, v in stored.items() if not any(v)]
     if done == runs:
         state = "complete"
-    elif missing_here == 0:
-        state = (f"complete for the data on this machine; the other {runs - done} runs need "
-                 f"{' and '.join(absent)} data, which this machine does not have")
+    elif full and len(full) + len(empty) == len(stored):
+        state = (f"complete for {' and '.join(full)}; none of the {runs - done} runs on "
+                 f"{' and '.join(empty)} is stored")
     else:
         state = "partial: every number below uses the runs stored so far"
     return f"The store holds {done} of the {runs} runs of the `{study}` study ({arms});\n{state}."
