@@ -941,15 +941,16 @@ def status_line(study: str, profile: str | None = None, root: Any = None) -> str
     each, although a grid may list one run under several settings (the ablations' defaults)."""
     profile = profile_or_default(profile)
     specs = {i.spec.key(): i.spec for i in get_study(study).grid(profile)}
+    have = {k: store.exists(s, root) for k, s in specs.items()}
     counts: dict[str, list[int]] = {}
-    for spec in specs.values():
+    for k, spec in specs.items():
         c = counts.setdefault(spec.loss, [0, 0])
-        c[0] += int(store.exists(spec, root))
+        c[0] += int(have[k])
         c[1] += 1
     done, runs = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
     arms = ", ".join(f"{'Base' if loss == 'base' else 'VML'} {c[0]}/{c[1]}" for loss, c in counts.items())
     # by dataset, from the store alone (never from what data this machine has), so the page is the same everywhere
-    stored = {d: [store.exists(s, root) for s in specs.values() if s.dataset == d]
+    stored = {d: [have[k] for k, s in specs.items() if s.dataset == d]
               for d in sorted({s.dataset for s in specs.values()})}
     full = [d for d, v in stored.items() if all(v)]
     empty = [d for d, v in stored.items() if not any(v)]

@@ -267,6 +267,8 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
 
 def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     """Per study: runs in the grid, stored, missing, unavailable here, and an estimated time to finish."""
+    from .data import available  # looks for files only: never loads or downloads a dataset
+
     walls = []
     for path in store.iter_records(profile, root):
         rec = json.loads(path.read_text())
@@ -277,18 +279,11 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         grid = study.grid(profile)
         done = sum(store.exists(i.spec, root) for i in grid)
         todo = [i.spec for i in grid if not store.exists(i.spec, root)]
-        missing = [s for s in todo if dataset_here(s.dataset)]
+        missing = [s for s in todo if available(s.dataset)]
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done,
                      "missing": len(missing), "unavailable": len(todo) - len(missing),
                      "eta_s": estimate_seconds(missing, walls)})
     return rows
-
-
-def dataset_here(dataset: str) -> bool:
-    """Whether `dataset` is on this machine; `vml run` still downloads one that torchvision can fetch."""
-    from .data import available
-
-    return available(dataset)
 
 
 def _fmt_eta(s: float | None) -> str:
