@@ -187,7 +187,8 @@ def test_ablation_table_and_verdicts(tmp_path):
     for item in items:
         if item.tags["knob"] == "alpha":
             spread = 1.0 if item.tags["value"] != 0.05 else 0.1
-            write_record(tmp_path, item.spec, 0.81 + (accs[item.spec.seed] - 0.81) * spread)
+            shift = -0.05 if item.tags["value"] == 0.2 else 0.0  # SLA020 "breaks training": 5 pp lower
+            write_record(tmp_path, item.spec, 0.81 + shift + (accs[item.spec.seed] - 0.81) * spread)
     t = results.ablation_table(PROFILE, tmp_path)
     a = t[t["knob"] == "alpha"].set_index("tag")
     assert a.loc["SLA005", "sd"] == pytest.approx(0.1 * math.sqrt(2)) and a.loc["SLA005", "front"]
@@ -205,6 +206,11 @@ def test_ablation_table_and_verdicts(tmp_path):
     assert v.loc["alpha", "bartlett_p"] == pytest.approx(st.chi2.sf(stat, 3))
     assert v.loc["alpha", "bartlett_p"] == pytest.approx(st.bartlett([80, 82], [80.9, 81.1], [80, 82],
                                                                      [80, 82]).pvalue)
+    # the sensitivity test drops SLA020 (5 pp below the default's mean, beyond BROKEN_PP = 2)
+    assert v.loc["alpha", "broken"] == "SLA020" and v.loc["beta", "broken"] == ""
+    assert v.loc["alpha", "bartlett_p_working"] == pytest.approx(
+        st.bartlett([80, 82], [80.9, 81.1], [80, 82]).pvalue)
+    assert np.isnan(v.loc["beta", "bartlett_p_working"])
 
 
 def test_seed_chapter_tables():

@@ -26,8 +26,8 @@ from . import stats, store
 from .studies import ABLATIONS, get_study
 
 __all__ = [
-    "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "profile_or_default", "load", "arm_values", "compare_arms",
-    "comparison_table", "display_table", "missing_runs", "sources_table", "architectures_table",
+    "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "BROKEN_PP", "profile_or_default", "load", "arm_values",
+    "compare_arms", "comparison_table", "display_table", "missing_runs", "sources_table", "architectures_table",
     "pool", "seed_groups_table", "kde_groups", "epoch_series", "reactivity_summary",
     "reactivity_per_seed_table", "iteration_ccf", "remedies_table", "ensemble_accuracies",
     "seed_effect_table", "wall_times", "ablation_table", "ablation_verdicts", "seed_table",
@@ -672,11 +672,25 @@ def ablation_table(profile: str | None = None, root: Any = None) -> pd.DataFrame
     return t
 
 
+BROKEN_PP = 2.0  # a setting whose mean is this far below its knob's default "breaks training"
+
+
+def _bartlett_p(n: np.ndarray, sd: np.ndarray) -> float:
+    """Bartlett's test for equal variances from per-group sizes and SDs (exact for normal data)."""
+    n, s2 = np.asarray(n, float), np.asarray(sd, float) ** 2
+    n_tot, k = n.sum(), len(n)
+    sp2 = ((n - 1) * s2).sum() / (n_tot - k)
+    num = (n_tot - k) * math.log(sp2) - ((n - 1) * np.log(s2)).sum()
+    den = 1 + (np.sum(1 / (n - 1)) - 1 / (n_tot - k)) / (3 * (k - 1))
+    return float(_st.chi2.sf(num / den, k - 1))
+
+
 def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     """Per knob, the appendix-B.2 finding checked against `ablation_table`: Bartlett's test for equal
     variances across the knob's settings (with at least 2 settings of 2+ runs each); "inconclusive at
     this n" unless p < 0.05; then "supported" if the paper's preferred setting has the lowest SD,
-    else "not supported"."""
+    else "not supported". A sensitivity column repeats the test without the settings that break
+    training (mean more than `BROKEN_PP` below the knob's default); the verdict does not use it."""
     from . import paper
 
     findings = paper.ablation_findings().set_index("knob")
@@ -684,25 +698,28 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     for knob, g in t.groupby("knob", sort=False):
         ok = g[g["n"] > 1]
         r = {"knob": knob, "tag": findings.loc[knob, "tag"], "finding": findings.loc[knob, "finding"],
-             "settings with runs": f"{len(ok)}/{len(g)}", "lowest SD": "–", "bartlett_p": np.nan}
+             "settings with runs": f"{len(ok)}/{len(g)}", "lowest SD": "–", "bartlett_p": np.nan,
+             "broken": "", "bartlett_p_working": np.nan}
         if len(ok) >= 2:
             r["lowest SD"] = ok.loc[ok["sd"].idxmin(), "tag"]
-            # Bartlett from the summaries (k groups): exact for normal data
-            n, s2 = ok["n"].to_numpy(float), ok["sd"].to_numpy(float) ** 2
-            n_tot, k = n.sum(), len(ok)
-            sp2 = ((n - 1) * s2).sum() / (n_tot - k)
-            num = (n_tot - k) * math.log(sp2) - ((n - 1) * np.log(s2)).sum()
-            den = 1 + (np.sum(1 / (n - 1)) - 1 / (n_tot - k)) / (3 * (k - 1))
-            r["bartlett_p"] = float(_st.chi2.sf(num / den, k - 1))
+            r["bartlett_p"] = _bartlett_p(ok["n"], ok["sd"])
             if r["bartlett_p"] >= 0.05:
                 r["verdict"] = stats.INCONCLUSIVE
             else:
                 best = ok.loc[ok["sd"].idxmin(), "value"]
                 r["verdict"] = stats.SUPPORTED if math.isclose(best, PREFERRED[knob]) else stats.NOT_SUPPORTED
+            default = g.loc[g["default"], "mean"]
+            if len(default) and not np.isnan(default.iloc[0]):
+                broken = ok["mean"] < default.iloc[0] - BROKEN_PP
+                r["broken"] = ", ".join(ok.loc[broken, "tag"])
+                if (~broken).sum() >= 2:
+                    r["bartlett_p_working"] = _bartlett_p(ok.loc[~broken, "n"], ok.loc[~broken, "sd"])
         else:
             r["verdict"] = NO_RUNS if g["n"].sum() == 0 else "too few settings with 2+ runs (need 2)"
         rows.append(r)
-    return pd.DataFrame(rows)
+    cols = ["knob", "tag", "finding", "settings with runs", "lowest SD", "bartlett_p", "verdict",
+            "broken", "bartlett_p_working"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 # ----------------------------------------------------------------------------- chapter 10 (seeds)
