@@ -74,3 +74,20 @@ def test_knob_summary_and_figures(sequence):
     assert sum(ax.get_visible() for ax in fig.axes) == 2
     fig.canvas.draw()
     assert set(KNOBS) == {"alpha", "beta", "delta", "warmup_steps", "lambda_base", "gamma"}
+
+
+def test_pareto_figure_leaves_out_broken_settings_and_names_them():
+    import pandas as pd
+
+    from vml import book, results
+    t = pd.DataFrame({"knob": ["alpha"] * 3 + ["beta"] * 2, "tag": ["A1", "A2", "A3", "B1", "B2"],
+                      "default": [False, True, False, True, False], "n": [5, 5, 5, 5, 5],
+                      "mean": [82.0, 82.2, 70.0, 82.2, 80.3], "sd": [0.2, 0.25, 3.7, 0.25, 0.3]})
+    # A3 is 12.2 pp below its default, B2 only 1.9 pp: within BROKEN_PP = 2
+    assert list(results.broken_settings(t)) == [False, False, True, False, False]
+    fig = book.pareto_figure(t, base_sd=0.22, base_mean=82.1)
+    a, b = fig.axes
+    assert a.get_title() == "alpha\nnot shown: A3 (70.0%, SD 3.70)" and b.get_title() == "beta"
+    assert sorted(x.get_text() for x in a.texts) == ["A1", "A2"]
+    xs = np.concatenate([c.get_offsets()[:, 0] for c in a.collections])
+    assert 3.7 not in xs and 0.22 in xs  # the Base cross is drawn, the broken point is not

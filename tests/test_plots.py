@@ -124,6 +124,16 @@ def test_fig3_pareto_panels_tags_front_and_defaults():
     assert sorted(scatters(fig.axes[0])[1].get_offsets()[:, 0]) == [0.09, 0.11]
 
 
+def test_fig3_pareto_wraps_five_knobs_into_two_rows_of_three():
+    knobs = ["alpha", "beta", "delta", "W", "lambda_base"]
+    df = pd.DataFrame({"knob": np.repeat(knobs, 2), "tag": [f"T{i}" for i in range(10)],
+                       "sd": np.linspace(0.1, 0.3, 10), "mean": np.linspace(82, 83, 10)})
+    fig = rendered(plots.plot_pareto(df))
+    assert [ax.get_title() for ax in fig.axes] == knobs  # no empty sixth panel
+    cells = [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes]
+    assert cells == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+
+
 def test_controller_lambda_with_warmup_latch():
     g = np.random.default_rng(2)
     lam = np.clip(0.1 * np.abs(g.standard_normal((4, 600))).cumsum(axis=1) / 300, 0, 2)

@@ -196,6 +196,11 @@ def test_ablation_table_and_verdicts(tmp_path):
     # the default setting of every knob is one spec (SLB020 = SLA005): it is shared, the rest is empty
     b = t[t["knob"] == "beta"].set_index("tag")["n"]
     assert b["SLB020"] == 2 and (b.drop("SLB020") == 0).all()
+    d = results.ablation_display(t)
+    lo, hi = a.loc["SLA005", ["sd_low", "sd_high"]]
+    assert d.loc[("alpha", "SLA005"), "SD pp [95% CI]"] == f"0.141\u00a0[{lo:.2f},\u00a0{hi:.2f}]"
+    assert d.loc[("alpha", "SLA005"), "default"] == "★" and d.loc[("alpha", "SLA001"), "default"] == ""
+    assert d.loc[("beta", "SLB005"), "mean %"] == "–" and d.loc[("beta", "SLB005"), "n"] == 0
     v = results.ablation_verdicts(t).set_index("knob")
     assert v.loc["alpha", "lowest SD"] == "SLA005" and v.loc["beta", "verdict"] == "too few settings with 2+ runs (need 2)"
     # Bartlett on SDs (0.14, 1.41, 1.41, 1.41) with 1 df each: p by hand

@@ -116,12 +116,20 @@ def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
 
 def pareto_figure(table: pd.DataFrame, base_sd: float | None = None, base_mean: float | None = None) -> Any:
     """Chapter 9: `plots.plot_pareto` per knob (settings with 2+ runs), the Base reference point
-    (the pool's Base seeds 1-5) drawn as a grey cross in every panel."""
-    from . import plots
+    (the pool's Base seeds 1-5) drawn as a grey cross in every panel. Settings that break training
+    (`results.broken_settings`) would squash their panel into one corner: they are left out and named
+    in the panel's title instead."""
+    from . import plots, results
 
-    ok = table[table["n"] > 1]
+    broken = results.broken_settings(table)
+    ok = table[(table["n"] > 1) & ~broken]
     defaults = list(ok.loc[ok["default"], "tag"])
     fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults)
+    for ax in fig.axes:
+        off = table[broken & (table["knob"] == ax.get_title())]
+        if len(off):
+            names = ", ".join(f"{r.tag} ({r.mean:.1f}%, SD {r.sd:.2f})" for r in off.itertuples())
+            ax.set_title(f"{ax.get_title()}\nnot shown: {names}", fontsize="small")
     if base_sd is not None and base_mean is not None and pd.notna(base_sd):
         for ax in fig.axes:
             ax.scatter([base_sd], [base_mean], marker="X", s=60, color="grey", label="Base (seeds 1-5)",

@@ -56,10 +56,16 @@ def color_for(label: str, i: int = 0) -> str:
     return PALETTE.get(str(label).lower(), _CYCLE[i % len(_CYCLE)])
 
 
-def _fig_axes(ncols: int = 1, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
+def _fig_axes(n: int = 1, width: float = 4.2, height: float = 3.2,
+              max_cols: int | None = None) -> tuple[Figure, list[Axes]]:
+    # n panels of width x height each, wrapped after max_cols so that a page-wide figure stays legible
+    ncols = n if max_cols is None else min(n, max_cols)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
 
 
 def _target(ax: Axes | None, **kw: Any) -> tuple[Figure, Axes]:
@@ -183,7 +189,7 @@ def plot_pareto(df: pd.DataFrame, knob: str = "knob", tag: str = "tag", sd: str 
     knobs = list(dict.fromkeys(df[knob]))
     if not knobs:
         raise ValueError("df has no rows")
-    fig, axes = _fig_axes(len(knobs), width=3.4, height=3.2)
+    fig, axes = _fig_axes(len(knobs), width=3.6, height=3.2, max_cols=3)
     for ax, k in zip(axes, knobs):
         g = df[df[knob] == k]
         on = stats.pareto_front(g[sd].to_numpy(), g[mean].to_numpy())

@@ -27,11 +27,11 @@ from .studies import ABLATIONS, get_study
 
 __all__ = [
     "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "BROKEN_PP", "profile_or_default", "load", "arm_values",
-    "compare_arms", "comparison_table", "display_table", "missing_runs", "sources_table", "architectures_table",
-    "pool", "seed_groups_table", "kde_groups", "epoch_series", "reactivity_summary",
-    "reactivity_per_seed_table", "iteration_ccf", "remedies_table", "ensemble_accuracies",
-    "seed_effect_table", "wall_times", "ablation_table", "ablation_verdicts", "seed_table",
-    "churn_table", "noise_floor_table", "power_table", "sd_ci_table",
+    "compare_arms", "comparison_table", "display_table", "missing_runs", "sources_table",
+    "architectures_table", "pool", "seed_groups_table", "kde_groups", "epoch_series",
+    "reactivity_summary", "reactivity_per_seed_table", "iteration_ccf", "remedies_table",
+    "ensemble_accuracies", "seed_effect_table", "wall_times", "ablation_table", "ablation_display",
+    "broken_settings", "ablation_verdicts", "seed_table", "churn_table", "noise_floor_table", "power_table", "sd_ci_table",
 ]
 
 NO_RUNS = "no runs yet"
@@ -672,6 +672,21 @@ def ablation_table(profile: str | None = None, root: Any = None) -> pd.DataFrame
     return t
 
 
+def ablation_display(t: pd.DataFrame) -> pd.DataFrame:
+    """The reader's view of an `ablation_table`: one row per (knob, setting), the SD and the Var. Red.
+    each with its 95% interval in one cell, so the table fits a page."""
+    out = pd.DataFrame({"knob": t["knob"], "tag": t["tag"]})
+    out["default"] = np.where(t["default"], "★", "")
+    out["n"] = t["n"]
+    out["mean %"] = [f"{m:.2f}" if np.isfinite(m) else "–" for m in t["mean"]]
+    out["SD pp [95% CI]"] = [f"{s:.3f}\u00a0{_ci(a, b, 2)}" if np.isfinite(s) else "–"
+                             for s, a, b in zip(t["sd"], t["sd_low"], t["sd_high"])]
+    out["Pareto front"] = np.where(t["front"], "yes", "")
+    out["Var.Red. % [95% CI]"] = [f"{v:.0f}\u00a0{_ci(a, b)}" if np.isfinite(v) else "–"
+                                  for v, a, b in zip(t["var_red"], t["var_red_low"], t["var_red_high"])]
+    return out.set_index(["knob", "tag"])
+
+
 BROKEN_PP = 2.0  # a setting whose mean is this far below its knob's default "breaks training"
 
 
@@ -683,6 +698,13 @@ def _bartlett_p(n: np.ndarray, sd: np.ndarray) -> float:
     num = (n_tot - k) * math.log(sp2) - ((n - 1) * np.log(s2)).sum()
     den = 1 + (np.sum(1 / (n - 1)) - 1 / (n_tot - k)) / (3 * (k - 1))
     return float(_st.chi2.sf(num / den, k - 1))
+
+
+def broken_settings(t: pd.DataFrame) -> pd.Series:
+    """Per row of an `ablation_table`: True where the setting breaks training, i.e. its mean is more
+    than `BROKEN_PP` below its knob's default setting (False where either mean is missing)."""
+    default = t[t["default"]].drop_duplicates("knob").set_index("knob")["mean"]
+    return pd.Series(t["mean"].to_numpy() < t["knob"].map(default).to_numpy() - BROKEN_PP, index=t.index)
 
 
 def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
@@ -708,12 +730,10 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
             else:
                 best = ok.loc[ok["sd"].idxmin(), "value"]
                 r["verdict"] = stats.SUPPORTED if math.isclose(best, PREFERRED[knob]) else stats.NOT_SUPPORTED
-            default = g.loc[g["default"], "mean"]
-            if len(default) and not np.isnan(default.iloc[0]):
-                broken = ok["mean"] < default.iloc[0] - BROKEN_PP
-                r["broken"] = ", ".join(ok.loc[broken, "tag"])
-                if (~broken).sum() >= 2:
-                    r["bartlett_p_working"] = _bartlett_p(ok.loc[~broken, "n"], ok.loc[~broken, "sd"])
+            broken = broken_settings(t).loc[ok.index]
+            r["broken"] = ", ".join(ok.loc[broken, "tag"])
+            if (~broken).sum() >= 2:
+                r["bartlett_p_working"] = _bartlett_p(ok.loc[~broken, "n"], ok.loc[~broken, "sd"])
         else:
             r["verdict"] = NO_RUNS if g["n"].sum() == 0 else "too few settings with 2+ runs (need 2)"
         rows.append(r)
