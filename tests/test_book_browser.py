@@ -1,5 +1,6 @@
 """The built book in headless Chromium: each chapter page loads, shows its figures (decoded, natural
-width > 0) and has no broken internal link; a screenshot of each goes to `_build/screenshots/`.
+width > 0), fits its tables in the text column and has no broken internal link; a screenshot of each
+goes to `_build/screenshots/`.
 
 Needs the built book (`make book`; `make test` builds it first) and Debian's `chromium` and
 `chromium-driver` (`make browser` installs them where we are root). Without them the tests skip
@@ -99,6 +100,11 @@ PAINTED_JS = """
 const done = arguments[arguments.length - 1];
 requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 300)));
 """
+WIDE_TABLES_JS = """
+const art = (document.querySelector('article.bd-article') || document.body).getBoundingClientRect();
+return Array.from(document.querySelectorAll('table')).filter(
+  t => t.getBoundingClientRect().right > art.right + 1).map(t => t.innerText.slice(0, 80).replace(/\\s+/g, ' '));
+"""
 LINKS_JS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));"
 
 
@@ -133,6 +139,10 @@ def test_chapter_page(doc, driver, base_url):
     assert not undecoded, f"{doc}: images not decoded (natural width 0): {undecoded}"
     want = expected_images(doc)
     assert len(images) >= want, f"{doc}: shows {len(images)} images, its notebook has {want} figures"
+
+    # tables: each fits the text column at 1280 px, so no column hides behind a scroll bar
+    wide = driver.execute_script(WIDE_TABLES_JS)
+    assert not wide, f"{doc}: tables wider than the page's text column: {wide}"
 
     # internal links, as the browser sees them (after any script ran), resolve to files and anchors
     hrefs = driver.execute_script(LINKS_JS)
