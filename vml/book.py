@@ -125,11 +125,11 @@ def pareto_figure(table: pd.DataFrame, base_sd: float | None = None, base_mean: 
     ok = table[(table["n"] > 1) & ~broken]
     defaults = list(ok.loc[ok["default"], "tag"])
     fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults)
-    for ax in fig.axes:
-        off = table[broken & (table["knob"] == ax.get_title())]
+    for ax, knob in zip(fig.axes, dict.fromkeys(ok["knob"])):  # plot_pareto's panel order
+        off = table[broken & (table["knob"] == knob)]
         if len(off):
             names = ", ".join(f"{r.tag} ({r.mean:.1f}%, SD {r.sd:.2f})" for r in off.itertuples())
-            ax.set_title(f"{ax.get_title()}\nnot shown: {names}", fontsize="small")
+            ax.set_title(f"{knob}\nnot shown: {names}", fontsize="small")
     if base_sd is not None and base_mean is not None and pd.notna(base_sd):
         for ax in fig.axes:
             ax.scatter([base_sd], [base_mean], marker="X", s=60, color="grey", label="Base (seeds 1-5)",

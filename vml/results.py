@@ -716,6 +716,7 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     from . import paper
 
     findings = paper.ablation_findings().set_index("knob")
+    is_broken = broken_settings(t)
     rows = []
     for knob, g in t.groupby("knob", sort=False):
         ok = g[g["n"] > 1]
@@ -730,7 +731,7 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
             else:
                 best = ok.loc[ok["sd"].idxmin(), "value"]
                 r["verdict"] = stats.SUPPORTED if math.isclose(best, PREFERRED[knob]) else stats.NOT_SUPPORTED
-            broken = broken_settings(t).loc[ok.index]
+            broken = is_broken.loc[ok.index]
             r["broken"] = ", ".join(ok.loc[broken, "tag"])
             if (~broken).sum() >= 2:
                 r["bartlett_p_working"] = _bartlett_p(ok.loc[~broken, "n"], ok.loc[~broken, "sd"])
