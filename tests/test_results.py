@@ -362,3 +362,22 @@ def test_a_claim_for_every_network_falls_with_one_network():
     assert results.combine_verdicts(["A", "B"], [sup, sup], True) == "supported on every network"
     assert results.combine_verdicts(["A", "B"], [sup, inc], True) == "inconclusive at this n (1× supported; 1× inconclusive at this n)"
     assert results.combine_verdicts(["A"], [sup], False) == "so far: 1× supported"
+
+
+def test_replication_table_rows_from_both_studies(tmp_path):
+    from vml.studies import REPLICATION_MODEL
+    old = [i.spec for i in get_study("architectures").grid(PROFILE) if i.spec.model == REPLICATION_MODEL]
+    acc = {("base", 1): 0.80, ("base", 2): 0.82, ("vml", 1): 0.80, ("vml", 2): 0.81,
+           ("base", 6): 0.79, ("base", 7): 0.81, ("vml", 6): 0.81, ("vml", 7): 0.81}
+    for spec in old + [i.spec for i in get_study("replication").grid(PROFILE)]:
+        write_record(tmp_path, spec, acc[(spec.loss, spec.seed)])
+    t = results.replication_table(PROFILE, tmp_path, n_boot=200)
+    assert list(t.index) == ["seeds 1-2 (Table 2)", "seeds 6-7 (new)", "seeds 1-2 and 6-7"]
+    assert t.loc["seeds 1-2 (Table 2)", "var_red"] == pytest.approx(50.0)
+    assert t.loc["seeds 6-7 (new)", "vml_sd"] == 0.0 and t.loc["seeds 6-7 (new)", "base_sd"] == pytest.approx(math.sqrt(2))
+    both = t.loc["seeds 1-2 and 6-7"]
+    assert (both["n_base"], both["n_vml"]) == (4, 4)
+    assert both["base_sd"] == pytest.approx(np.std([80, 82, 79, 81], ddof=1))
+    assert np.isnan(both["paper_var_red"])  # smoke data is synthetic: no paper number to test
+    empty = results.replication_table(PROFILE, tmp_path / "empty")
+    assert (empty["verdict"] == results.NO_RUNS).all()

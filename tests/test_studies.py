@@ -13,6 +13,7 @@ def test_cpu_grid_sizes_match_the_paper_designs():
     assert sizes["seed-groups"] == 2 * 20          # the 20-seed pool (Table 3)
     assert sizes["comparison"] == 40 and sizes["reactivity"] == 20
     assert sizes["ablations"] == sum(len(v) for _, v in ABLATIONS.values()) * 5
+    assert sizes["replication"] == 2 * 5            # loss x new seeds 6-10 (ours)
     assert all(len(ABLATIONS[k][1]) >= 4 for k in ABLATIONS)
 
 
@@ -76,3 +77,15 @@ def test_eta_uses_the_median_wall_time_of_runs_of_the_same_kind():
     other = profile_spec("cpu", seed=1, model="vgg16", width=0.25)
     assert studies.estimate_seconds([other], walls) == 100.0
     assert studies.estimate_seconds([other], []) is None and studies.estimate_seconds([], walls) == 0
+
+
+def test_replication_repeats_the_table2_cell_on_new_seeds_only():
+    import dataclasses
+
+    new = get_study("replication").grid("cpu")
+    assert sorted({i.spec.seed for i in new}) == [6, 7, 8, 9, 10]
+    table2 = {i.spec.key() for i in get_study("architectures").grid("cpu")}
+    # same runs as Table 2's VGG-16 / CIFAR-10 cell but for the seed: nothing is shared with it
+    assert not {i.spec.key() for i in new} & table2
+    assert {dataclasses.replace(i.spec, seed=i.spec.seed - 5).key() for i in new} <= table2
+    assert all(i.spec.model == studies.REPLICATION_MODEL and i.spec.dataset == "cifar10" for i in new)

@@ -28,7 +28,7 @@ from .studies import ABLATIONS, get_study
 __all__ = [
     "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "BROKEN_PP", "profile_or_default", "load", "arm_values",
     "compare_arms", "comparison_table", "display_table", "missing_runs", "sources_table",
-    "architectures_table", "pool", "seed_groups_table", "kde_groups", "epoch_series",
+    "architectures_table", "replication_table", "pool", "seed_groups_table", "kde_groups", "epoch_series",
     "reactivity_summary", "reactivity_per_seed_table", "iteration_ccf", "remedies_table",
     "ensemble_accuracies", "seed_effect_table", "wall_times", "ablation_table", "ablation_display",
     "broken_settings", "ablation_verdicts", "seed_table", "churn_table", "noise_floor_table", "power_table", "sd_ci_table",
@@ -282,6 +282,36 @@ def architectures_table(profile: str | None = None, root: Any = None, n_boot: in
         if r["n_base"] + r["n_vml"] == 0 and r["dataset"] == "cifar100":
             t.loc[i, "verdict"] = NEEDS_DATA
     return t.drop(columns=["dataset", "model"])
+
+
+def replication_table(profile: str | None = None, root: Any = None, n_boot: int = 2000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Table 2's CIFAR-10 cell for `studies.REPLICATION_MODEL` three ways: seeds 1-5 (the
+    `architectures` runs), the new seeds 6-10 (the `replication` study, an independent test) and all
+    ten; each a Base-vs-VML row with the paper's Var. Red. and a verdict on it."""
+    from . import paper
+    from .studies import REPLICATION_MODEL
+
+    profile = profile_or_default(profile)
+    dataset = get_study("replication").grid(profile)[0].spec.dataset  # synthetic in `smoke`
+    old = load("architectures", profile, root)
+    if len(old):
+        old = old[(old["model"] == REPLICATION_MODEL) & (old["dataset"] == dataset)]
+    new = load("replication", profile, root)
+    p = paper.table2().set_index(["dataset", "model"])
+    key = (DATASET_NAMES.get(dataset, dataset), MODEL_NAMES.get(REPLICATION_MODEL, REPLICATION_MODEL))
+    claimed = float(p.loc[key, "var_red"]) if key in p.index else np.nan
+    first = [i.spec.seed for i in get_study("architectures").grid(profile) if i.spec.model == REPLICATION_MODEL]
+    fresh = [i.spec.seed for i in get_study("replication").grid(profile)]
+    a, b = f"{min(first)}-{max(first)}", f"{min(fresh)}-{max(fresh)}"
+    rows = []
+    for label, df in ((f"seeds {a} (Table 2)", old), (f"seeds {b} (new)", new),
+                      (f"seeds {a} and {b}", pd.concat([old, new]))):
+        arms = arm_values(df)
+        row = compare_arms(arms["base"], arms["vml"], None if np.isnan(claimed) else claimed,
+                           n_boot=n_boot, seed=seed)
+        rows.append({"runs": label, "paper_var_red": claimed, **row})
+    return pd.DataFrame(rows).set_index("runs")
 
 
 # ----------------------------------------------------------------------------- the 20-seed pool
