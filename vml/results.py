@@ -28,10 +28,11 @@ from .studies import ABLATIONS, get_study
 __all__ = [
     "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "BROKEN_PP", "profile_or_default", "load", "arm_values",
     "compare_arms", "comparison_table", "display_table", "missing_runs", "sources_table",
-    "architectures_table", "replication_table", "pool", "seed_groups_table", "kde_groups", "epoch_series",
-    "reactivity_summary", "reactivity_per_seed_table", "iteration_ccf", "remedies_table",
-    "ensemble_accuracies", "seed_effect_table", "wall_times", "ablation_table", "ablation_display",
-    "broken_settings", "ablation_verdicts", "seed_table", "churn_table", "noise_floor_table", "power_table", "sd_ci_table",
+    "architectures_table", "replication_table", "pool", "seed_groups_table", "kde_groups",
+    "epoch_series", "reactivity_summary", "reactivity_per_seed_table", "iteration_ccf",
+    "remedies_table", "ensemble_accuracies", "seed_effect_table", "wall_times", "ablation_table",
+    "ablation_display", "broken_settings", "ablation_verdicts", "seed_table", "churn_table",
+    "noise_floor_table", "power_table", "sd_ci_table",
 ]
 
 NO_RUNS = "no runs yet"
