@@ -397,3 +397,13 @@ def test_test_set_variance_by_hand_and_its_clamp():
 def test_bad_input_raises_value_error_naming_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_bartlett_from_summaries_matches_scipy_on_the_raw_values():
+    rng = np.random.default_rng(5)
+    groups = [rng.normal(82, s, size=n) for s, n in ((0.2, 5), (0.5, 7), (0.3, 4))]
+    stat, p = stats.bartlett_summary([g.size for g in groups], [g.std(ddof=1) for g in groups])
+    ref = st.bartlett(*groups)
+    assert stat == pytest.approx(ref.statistic, rel=1e-12) and p == pytest.approx(ref.pvalue, rel=1e-12)
+    with pytest.raises(ValueError, match=r"need 2\+ groups of 2\+ runs each.*n=\[5.0, 1.0\]"):
+        stats.bartlett_summary([5, 1], [0.2, 0.3])

@@ -721,16 +721,6 @@ def ablation_display(t: pd.DataFrame) -> pd.DataFrame:
 BROKEN_PP = 2.0  # a setting whose mean is this far below its knob's default "breaks training"
 
 
-def _bartlett_p(n: np.ndarray, sd: np.ndarray) -> float:
-    """Bartlett's test for equal variances from per-group sizes and SDs (exact for normal data)."""
-    n, s2 = np.asarray(n, float), np.asarray(sd, float) ** 2
-    n_tot, k = n.sum(), len(n)
-    sp2 = ((n - 1) * s2).sum() / (n_tot - k)
-    num = (n_tot - k) * math.log(sp2) - ((n - 1) * np.log(s2)).sum()
-    den = 1 + (np.sum(1 / (n - 1)) - 1 / (n_tot - k)) / (3 * (k - 1))
-    return float(_st.chi2.sf(num / den, k - 1))
-
-
 def broken_settings(t: pd.DataFrame) -> pd.Series:
     """Per row of an `ablation_table`: True where the setting breaks training, i.e. its mean is more
     than `BROKEN_PP` below its knob's default setting (False where either mean is missing)."""
@@ -756,7 +746,7 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
              "broken": "", "bartlett_p_working": np.nan}
         if len(ok) >= 2:
             r["lowest SD"] = ok.loc[ok["sd"].idxmin(), "tag"]
-            r["bartlett_p"] = _bartlett_p(ok["n"], ok["sd"])
+            r["bartlett_p"] = stats.bartlett_summary(ok["n"], ok["sd"])[1]
             if r["bartlett_p"] >= 0.05:
                 r["verdict"] = stats.INCONCLUSIVE
             else:
@@ -764,8 +754,9 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
                 r["verdict"] = stats.SUPPORTED if math.isclose(best, PREFERRED[knob]) else stats.NOT_SUPPORTED
             broken = is_broken.loc[ok.index]
             r["broken"] = ", ".join(ok.loc[broken, "tag"])
-            if (~broken).sum() >= 2:
-                r["bartlett_p_working"] = _bartlett_p(ok.loc[~broken, "n"], ok.loc[~broken, "sd"])
+            working = ok[~broken]
+            if len(working) >= 2:
+                r["bartlett_p_working"] = stats.bartlett_summary(working["n"], working["sd"])[1]
         else:
             r["verdict"] = NO_RUNS if g["n"].sum() == 0 else "too few settings with 2+ runs (need 2)"
         rows.append(r)

@@ -21,7 +21,7 @@ __all__ = [
     "Estimate", "Summary", "Comparison", "Reactivity",
     "summary", "summarize", "mean_ci", "sd_ci", "sd_ratio_ci", "var_reduction",
     "bootstrap_sd_ratio", "prob_improvement", "compare", "verdict", "equivalence_verdict",
-    "f_test", "levene", "brown_forsythe", "welch",
+    "f_test", "levene", "brown_forsythe", "bartlett_summary", "welch",
     "seed_group_draws", "seed_groups",
     "epoch_mean", "zscore", "ccf", "reactivity", "reactivity_per_seed",
     "seed_effect_size", "pareto_front",
@@ -271,6 +271,20 @@ def brown_forsythe(base: Any, vml: Any) -> tuple[float, float]:
     """Brown-Forsythe test for equal variances (Levene with centre = median); returns (W, p)."""
     r = _st.levene(_values(base, "base"), _values(vml, "vml"), center="median")
     return float(r.statistic), float(r.pvalue)
+
+
+def bartlett_summary(n: Any, sd: Any) -> tuple[float, float]:
+    """Bartlett's test for equal variances across k groups from their sizes and SDs (ddof = 1), exact
+    for normal data; returns (statistic, p) as `scipy.stats.bartlett` would on the raw values."""
+    n, s2 = np.asarray(n, dtype=float), np.asarray(sd, dtype=float) ** 2
+    if n.shape != s2.shape or n.ndim != 1 or n.size < 2 or (n < 2).any():
+        raise ValueError(f"need 2+ groups of 2+ runs each, with one SD per group; got n={n.tolist()}, "
+                         f"sd={np.sqrt(s2).tolist()}")
+    n_tot, k = n.sum(), n.size
+    sp2 = ((n - 1) * s2).sum() / (n_tot - k)
+    num = (n_tot - k) * math.log(sp2) - ((n - 1) * np.log(s2)).sum()
+    den = 1 + (np.sum(1 / (n - 1)) - 1 / (n_tot - k)) / (3 * (k - 1))
+    return float(num / den), float(_st.chi2.sf(num / den, k - 1))
 
 
 def welch(base: Any, vml: Any) -> tuple[float, float]:

@@ -89,19 +89,19 @@ def _sources(profile: str) -> list[GridItem]:
     return items
 
 
+def _arch_spec(profile: str, dataset: str, model: str, loss: str, seed: int) -> RunSpec:
+    # one Table 2 cell's run: the network's profile settings; the smoke profile keeps its synthetic data
+    over = dict(ARCH_SETTINGS[profile][model], model=model, loss=loss, seed=seed)
+    if profile != "smoke":
+        over["dataset"] = dataset
+    return profile_spec(profile, **over)
+
+
 def _architectures(profile: str) -> list[GridItem]:
-    items = []
-    for dataset in ("cifar10", "cifar100"):
-        for model in ARCHITECTURES:
-            for s in _seeds(profile, SEEDS_PAPER):
-                for loss in ("base", "vml"):
-                    over = dict(ARCH_SETTINGS[profile][model], model=model, loss=loss, seed=s)
-                    if profile != "smoke":
-                        over["dataset"] = dataset
-                    elif dataset == "cifar100":
-                        continue  # smoke runs synthetic data only
-                    items.append(GridItem(profile_spec(profile, **over)))
-    return items
+    datasets = ("cifar10",) if profile == "smoke" else ("cifar10", "cifar100")  # smoke: synthetic only
+    return [GridItem(_arch_spec(profile, dataset, model, loss, s))
+            for dataset in datasets for model in ARCHITECTURES
+            for s in _seeds(profile, SEEDS_PAPER) for loss in ("base", "vml")]
 
 
 def ablation_tag(prefix: str, value: float) -> str:
@@ -132,14 +132,8 @@ REPLICATION_MODEL = "vgg16"  # the Table 2 network whose verdict went against VM
 def _replication(profile: str) -> list[GridItem]:
     # Table 2's CIFAR-10 cell for REPLICATION_MODEL on new seeds (6-10): does its verdict hold on fresh draws?
     first = SEEDS_PAPER + 1
-    items = []
-    for s in range(first, first + len(_seeds(profile, SEEDS_PAPER))):
-        for loss in ("base", "vml"):
-            over = dict(ARCH_SETTINGS[profile][REPLICATION_MODEL], model=REPLICATION_MODEL, loss=loss, seed=s)
-            if profile != "smoke":
-                over["dataset"] = "cifar10"  # smoke runs synthetic data only
-            items.append(GridItem(profile_spec(profile, **over)))
-    return items
+    return [GridItem(_arch_spec(profile, "cifar10", REPLICATION_MODEL, loss, s))
+            for s in range(first, first + len(_seeds(profile, SEEDS_PAPER))) for loss in ("base", "vml")]
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -294,8 +288,8 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for name, study in STUDIES.items():
         grid = study.grid(profile)
-        done = sum(store.exists(i.spec, root) for i in grid)
         todo = [i.spec for i in grid if not store.exists(i.spec, root)]
+        done = len(grid) - len(todo)
         missing = [s for s in todo if available(s.dataset)]
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done,
                      "missing": len(missing), "unavailable": len(todo) - len(missing),
@@ -344,9 +338,10 @@ def _cli_run(args: Any) -> int:
 def _cli_status(args: Any) -> int:
     rows = status(args.profile, args.root)
     print(f"profile {args.profile}")
-    print(f"{'study':<14} {'paper':<22} {'runs':>5} {'done':>5} {'missing':>8} {'unavail.':>8} {'eta':>9}")
+    ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
+    print(f"{'study':<{ws}} {'paper':<{wp}} {'runs':>5} {'done':>5} {'missing':>8} {'unavail.':>8} {'eta':>9}")
     for r in rows:
-        print(f"{r['study']:<14} {r['paper']:<22} {r['runs']:>5} {r['done']:>5} {r['missing']:>8} "
+        print(f"{r['study']:<{ws}} {r['paper']:<{wp}} {r['runs']:>5} {r['done']:>5} {r['missing']:>8} "
               f"{r['unavailable']:>8} {_fmt_eta(r['eta_s']):>9}")
     unavailable = sum(r["unavailable"] for r in rows)
     if unavailable:
