@@ -219,3 +219,15 @@ def test_normalize_and_device_move():
     assert z.is_contiguous(memory_format=torch.channels_last)
     assert z.mean((0, 2, 3)).abs().max() < 1e-3 and (z.std((0, 2, 3)) - 1).abs().max() < 1e-2
     assert ds.to("cpu") is ds
+
+
+def test_train_subset_is_class_balanced_in_stored_order_and_rejects_bad_sizes():
+    ds = vdata.load_dataset("synthetic")
+    sub = vdata.train_subset(ds, 10 * ds.num_classes)
+    assert torch.bincount(sub.train_y, minlength=ds.num_classes).tolist() == [10] * ds.num_classes
+    # each class's first 10 images, in the order they are stored
+    first = torch.cat([torch.nonzero(ds.train_y == c).flatten()[:10] for c in range(ds.num_classes)]).sort().values
+    assert torch.equal(sub.train_x, ds.train_x[first]) and torch.equal(sub.test_x, ds.test_x)
+    assert vdata.train_subset(ds, 0) is ds
+    with pytest.raises(ValueError, match=f"train_subset=7 is not allowed; it must be a multiple of the {ds.num_classes}"):
+        vdata.train_subset(ds, 7)

@@ -103,3 +103,14 @@ def test_spec_key_is_stable_and_distinguishes_specs():
     assert a.key() != profile_spec("cpu", seed=2).key()
     assert a.key() != a.replace(vml={"alpha": 0.1}).key()
     assert RunSpec.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_fields_added_later_keep_the_keys_of_stored_records():
+    # a record trained before `train_subset` existed: its stored key is still its spec's key
+    rec = json.loads(next(store.iter_records("cpu")).read_text()) if any(store.iter_records("cpu")) else None
+    if rec is None:
+        pytest.skip("no committed cpu store in this checkout")
+    assert "train_subset" not in rec["spec"]
+    spec = RunSpec.from_dict(rec["spec"])
+    assert spec.train_subset == 0 and spec.key() == rec["key"]
+    assert spec.replace(train_subset=5000).key() != rec["key"]

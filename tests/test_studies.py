@@ -89,3 +89,41 @@ def test_replication_repeats_the_table2_cell_on_new_seeds_only():
     assert not {i.spec.key() for i in new} & table2
     assert {dataclasses.replace(i.spec, seed=i.spec.seed - 5).key() for i in new} <= table2
     assert all(i.spec.model == studies.REPLICATION_MODEL and i.spec.dataset == "cifar10" for i in new)
+
+
+def test_powered_reuses_the_table2_resnet_runs_and_puts_the_pilot_first():
+    grid = get_study("powered").grid("cpu")
+    table2 = {i.spec.key() for i in get_study("architectures").grid("cpu")
+              if i.spec.model == "resnet14" and i.spec.dataset == "cifar10"}
+    short = [i for i in grid if i.tags["arm"] == "short"]
+    long = [i for i in grid if i.tags["arm"] == "long"]
+    assert {i.spec.key() for i in short if i.spec.seed <= 5} == table2  # seeds 1-5: the stored Table 2 runs
+    assert sorted({i.spec.seed for i in short}) == list(range(1, studies.POWERED_N_SHORT + 1))
+    assert sorted({i.spec.seed for i in long}) == list(range(1, studies.POWERED_N_LONG + 1))
+    assert all(i.spec.loss == "base" and i.spec.seed in studies.PILOT_SEEDS for i in grid[:5])
+    # the long arm is the short arm's spec with more epochs and nothing else
+    s1 = next(i.spec for i in short if i.spec.seed == 1 and i.spec.loss == "vml")
+    l1 = next(i.spec for i in long if i.spec.seed == 1 and i.spec.loss == "vml")
+    assert l1 == s1.replace(epochs=studies.POWERED_EPOCHS_LONG)
+
+
+@pytest.mark.parametrize("epochs", [studies.POWERED_EPOCHS_LONG, studies.POWERED_EPOCHS_LONG_ALT])
+def test_long_arm_spends_at_least_80_percent_of_steps_after_the_latch(epochs):
+    spec = get_study("powered").grid("cpu")[0].spec
+    steps = -(-50_000 // spec.batch_size) * epochs  # CIFAR-10's 50,000 training images, last batch kept
+    assert 1 - spec.vml.warmup_steps / steps >= 0.8
+
+
+def test_reactivity_long_latches_within_the_first_15_percent_on_a_tenth_of_the_data():
+    grid = get_study("reactivity-long").grid("cpu")
+    spec = grid[0].spec
+    assert spec.train_subset == 5000 and spec.model == profile_spec("cpu").model
+    steps = -(-spec.train_subset // spec.batch_size) * spec.epochs
+    assert spec.vml.warmup_steps / steps <= 0.15 and spec.epochs >= 30
+    assert sum(i.spec.loss == "base" for i in grid) == sum(i.spec.loss == "vml" for i in grid) == 20
+
+
+def test_long_epochs_rule_switches_only_when_the_pilot_spread_is_test_set_noise():
+    assert studies.long_epochs(0.30, 0.25) == studies.POWERED_EPOCHS_LONG_ALT  # 1.2 x floor
+    assert studies.long_epochs(0.40, 0.25) == studies.POWERED_EPOCHS_LONG       # 1.6 x floor
+    assert studies.long_epochs() == studies.POWERED_EPOCHS_LONG

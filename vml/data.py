@@ -82,6 +82,28 @@ class Dataset:
                 f"classes={self.num_classes}, source={self.source!r}, device={self.device})")
 
 
+def train_subset(ds: Dataset, n: int) -> Dataset:
+    """The class-balanced subset of `ds`'s training set: the first n / classes images of each class,
+    in the stored order (kept in that order); the test set is unchanged. n = 0 returns `ds`."""
+    if n == 0:
+        return ds
+    k, rest = divmod(n, ds.num_classes)
+    if rest or k < 1:
+        raise ValueError(f"train_subset={n} is not allowed; it must be a multiple of the {ds.num_classes} "
+                         f"classes of {ds.name!r}")
+    y = ds.train_y.cpu()
+    picks = []
+    for c in range(ds.num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) < k:
+            raise ValueError(f"train_subset={n} is not allowed; class {c} of {ds.name!r} has only {len(idx)} "
+                             f"training images (need {k})")
+        picks.append(idx[:k])
+    keep = torch.cat(picks).sort().values.to(ds.train_x.device)
+    return replace(ds, train_x=ds.train_x[keep], train_y=ds.train_y[keep],
+                   meta={**ds.meta, "train_subset": n})
+
+
 # ------------------------------------------------------------------------------------ locations
 def repo_root() -> Path:
     """The repository root (the folder with pyproject.toml above this package), else the cwd."""

@@ -12,6 +12,7 @@ from .loss import VMLConfig
 VARY = ("all", "init", "aug", "shuf")
 LOSSES = ("base", "vml")
 PRECISIONS = ("fp32", "bf16")
+KEY_OMITTED_AT_DEFAULT = ("train_subset",)  # later fields: hashed only when set (see `RunSpec.key`)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class RunSpec:
     seed: int = 0
     vary: str = "all"
     base_seed: int = 0
+    train_subset: int = 0  # 0: the whole training set; N: the class-balanced subset `data.train_subset`
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -50,6 +52,9 @@ class RunSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"RunSpec.{name}={value!r} is not allowed; it must be an integer >= 1")
+        if not isinstance(self.train_subset, int) or isinstance(self.train_subset, bool) or self.train_subset < 0:
+            raise ValueError(f"RunSpec.train_subset={self.train_subset!r} is not allowed; it must be an integer >= 0 "
+                             "(0 = the whole training set)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"RunSpec.seed={self.seed!r} is not allowed; it must be an integer >= 0")
         if not self.width > 0:
@@ -75,8 +80,15 @@ class RunSpec:
         return cls(**d)
 
     def key(self) -> str:
-        """A stable 16-hex-digit hash of the spec (sorted JSON), the run's id in the store."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable 16-hex-digit hash of the spec (sorted JSON), the run's id in the store.
+
+        Fields added after the first records were stored (`KEY_OMITTED_AT_DEFAULT`) enter the hash only
+        when they differ from their default, so every older record keeps its key."""
+        d = self.to_dict()
+        for name in KEY_OMITTED_AT_DEFAULT:
+            if d[name] == RunSpec.__dataclass_fields__[name].default:
+                del d[name]
+        text = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> "RunSpec":

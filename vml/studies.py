@@ -136,6 +136,50 @@ def _replication(profile: str) -> list[GridItem]:
             for s in range(first, first + len(_seeds(profile, SEEDS_PAPER))) for loss in ("base", "vml")]
 
 
+# The decisive test (chapter "The decisive test"): pre-registered before any of its runs was trained.
+# Every number here is fixed in advance; n is not changed after looking at the data.
+POWERED_MODEL = "resnet14"   # the paper's network, at its cpu Table 2 settings (where seed spread is real)
+POWERED_N_SHORT = 50         # seeds per arm at the Table 2 length (seeds 1-5 are the stored Table 2 runs)
+POWERED_N_LONG = 30          # seeds per arm at the long length
+POWERED_EPOCHS_LONG = 15     # 1470 steps: 86% of them after sigma_ref latches at step 200 (W = 200)
+POWERED_EPOCHS_LONG_ALT = 11  # the pilot's alternative (81% after the latch), see `long_epochs`
+PILOT_SEEDS = (1, 2, 3, 4, 5)  # Base only, at POWERED_EPOCHS_LONG: no look at the VML arm
+# small-data, long-run protocol for Fig. 1 and a second variance test: FastNet (the cpu net) on a
+# class-balanced 10% of CIFAR-10, batch 128 (lr scaled linearly from 0.8 at batch 512), 40 epochs:
+# 40 steps per epoch, 1600 steps, sigma_ref latched at step 200 = 12.5% of the run
+SMALL_DATA = dict(train_subset=5000, batch_size=128, lr=0.2, epochs=40)
+SMALL_N = 20
+
+
+def long_epochs(pilot_observed_sd: float | None = None, pilot_floor_sd: float | None = None) -> int:
+    """The long arm's epoch count, by the rule declared before the pilot: POWERED_EPOCHS_LONG unless the
+    pilot's Base spread is mostly test-set noise (observed SD <= 1.25 x the independent-errors floor),
+    in which case the shorter POWERED_EPOCHS_LONG_ALT, where more seed variance is left."""
+    if pilot_observed_sd is None or pilot_floor_sd is None:
+        return POWERED_EPOCHS_LONG
+    return POWERED_EPOCHS_LONG_ALT if pilot_observed_sd <= 1.25 * pilot_floor_sd else POWERED_EPOCHS_LONG
+
+
+def _powered(profile: str, epochs_long: int = POWERED_EPOCHS_LONG) -> list[GridItem]:
+    # seed outer, loss inner: a sweep stopped early leaves matched pairs; the pilot (Base, seeds 1-5 of
+    # the long arm) first, then the short arm, then the rest of the long arm
+    n_short = SMOKE_SEEDS if profile == "smoke" else POWERED_N_SHORT
+    n_long = SMOKE_SEEDS if profile == "smoke" else POWERED_N_LONG
+    short = [GridItem(_arch_spec(profile, "cifar10", POWERED_MODEL, loss, s), {"arm": "short"})
+             for s in range(1, n_short + 1) for loss in ("base", "vml")]
+    long = [GridItem(_arch_spec(profile, "cifar10", POWERED_MODEL, loss, s).replace(epochs=epochs_long),
+                     {"arm": "long"}) for s in range(1, n_long + 1) for loss in ("base", "vml")]
+    pilot = [i for i in long if i.spec.loss == "base" and i.spec.seed in PILOT_SEEDS]
+    return pilot + short + [i for i in long if i not in pilot]
+
+
+def _reactivity_long(profile: str) -> list[GridItem]:
+    over = {} if profile == "smoke" else SMALL_DATA
+    n = SMOKE_SEEDS if profile == "smoke" else SMALL_N
+    return [GridItem(profile_spec(profile, loss=loss, seed=s, **over), {"arm": "small-data"}, keep_probs=True)
+            for s in range(1, n + 1) for loss in ("base", "vml")]
+
+
 STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("seed-groups", "Table 3, Fig. 2", _pool),
     Study("sources", "Table 1", _sources),
@@ -145,6 +189,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("ablations", "Fig. 3", _ablations),
     Study("vpl", "ours (appendix A.1)", _vpl),
     Study("replication", "ours (Table 2, new seeds)", _replication),
+    Study("powered", "ours (Table 2's ResNet-14, 50 + 30 seeds)", _powered),
+    Study("reactivity-long", "Fig. 1 (ours: 40 epochs, 10% of the data)", _reactivity_long),
 )}
 
 

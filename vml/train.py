@@ -88,6 +88,7 @@ class RunRecord:
     n_params: int = 0
     steps_per_epoch: int = 0
     data_source: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
 
     ARRAYS = ("preds", "ema_preds", "tta_preds", "labels", "probs")
 
@@ -200,6 +201,28 @@ def _device_str(device: torch.device) -> str:
     return f"cpu ({name}, {torch.get_num_threads()} threads)"
 
 
+def machine_info() -> dict[str, Any]:
+    """What tells two CPU machines' numerics apart: CPU model, the ISA level ATen dispatches to, the
+    oneDNN/ATen caps set in the environment, the thread count and the torch version."""
+    flags: set[str] = set()
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return {"cpu": model, "cpu_flags": isa, "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def _versions() -> dict[str, str]:
     from . import __version__
     import torchvision
@@ -307,7 +330,8 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     """
     dev = _resolve_device(device)
     _setup_determinism(dev)
-    ds = (data if data is not None else vdata.load_dataset(spec.dataset)).to(dev)
+    ds = vdata.train_subset((data if data is not None else vdata.load_dataset(spec.dataset)), spec.train_subset)
+    ds = ds.to(dev)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t_epoch0 = time.perf_counter()  # wall time: everything after the (one-time) dataset loading
     ctx = _Ctx(spec, ds, dev)
@@ -454,7 +478,8 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
         labels=y.cpu().numpy().astype(pdt),
         probs=probs.cpu().numpy().astype(np.float16) if keep_probs else None,
         wall_s=wall_s, device=_device_str(dev), versions=_versions(), started=started,
-        n_params=models.param_count(model), steps_per_epoch=steps, data_source=ds.source)
+        n_params=models.param_count(model), steps_per_epoch=steps, data_source=ds.source,
+        machine=machine_info())
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return record
