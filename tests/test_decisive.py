@@ -1,0 +1,53 @@
+"""vml.decisive: the pre-registered design's power arithmetic and reading rule."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from vml import decisive, stats
+from vml.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+
+
+def test_detectable_ratio_is_where_the_f_test_reaches_the_power():
+    for n in (20, 50):
+        r = decisive.detectable_ratio(n)
+        assert stats.f_test_power(n, r) == pytest.approx(0.8, abs=1e-9)
+        assert stats.f_test_power(n, r - 0.01) > 0.8 > stats.f_test_power(n, r + 0.01)
+
+
+def test_observed_ratio_keeps_the_floor_and_inverts():
+    # D = 0.5, f = 0.25: Base observed SD sqrt(0.3125); halving D gives sqrt(0.0625 + 0.0625)
+    assert decisive.observed_ratio(0.5, 0.5, 0.25) == pytest.approx(math.sqrt(0.125 / 0.3125))
+    assert decisive.observed_ratio(0.0, 0.5, 0.25) == pytest.approx(0.25 / math.sqrt(0.3125))  # the floor stays
+    assert decisive.dist_ratio(decisive.observed_ratio(0.6, 0.5, 0.25), 0.5, 0.25) == pytest.approx(0.6)
+    assert math.isnan(decisive.dist_ratio(0.1, 0.5, 0.25))  # below what the floor allows
+
+
+@pytest.mark.parametrize("p_adj, sd_b, sd_v, high, expected", [
+    (0.01, 0.6, 0.3, 70.0, SUPPORTED),
+    (0.01, 0.3, 0.6, -10.0, NOT_SUPPORTED),     # significant, but VML spreads more
+    (0.20, 0.6, 0.5, 20.0, NOT_SUPPORTED),      # the interval's top is below the claimed 33.3%
+    (0.20, 0.6, 0.5, 60.0, INCONCLUSIVE),
+])
+def test_reading_rule(p_adj, sd_b, sd_v, high, expected):
+    assert decisive.read_primary(p_adj, sd_b, sd_v, high) == expected
+
+
+def test_analyse_waits_for_complete_arms_and_applies_holm_over_the_whole_family():
+    rng = np.random.default_rng(0)
+    wide, narrow = rng.normal(80, 1.0, 30), rng.normal(80, 0.3, 30)
+    arms = [("a", 30, {"base": wide, "vml": narrow}),
+            ("b", 30, {"base": wide[:10], "vml": narrow[:12]}),  # not complete: no statistics
+            ("c", 30, {"base": wide, "vml": wide[::-1] + 0.0})]   # the same values: p = 1
+    t = decisive.analyse(arms, n_boot=500)
+    assert t.loc[1, "verdict"] == "pending: 22 of 60 runs stored" and np.isnan(t.loc[1, "f_p"])
+    f = narrow.var(ddof=1) / wide.var(ddof=1)
+    p = 2 * st.f.cdf(f, 29, 29)
+    assert t.loc[0, "f_p"] == pytest.approx(p)
+    # Holm, family of three with the pending test at p = 1: the smallest p is multiplied by 3
+    assert t.loc[0, "f_p_holm"] == pytest.approx(min(1.0, 3 * p))
+    assert t.loc[0, "verdict"] == SUPPORTED and t.loc[2, "f_p"] == pytest.approx(1.0)
+    # equal spread on 30 seeds: the F interval's top, 100 (1 - 1/sqrt(F_0.975(29, 29))), is below 33.3%
+    assert t.loc[2, "f_high"] == pytest.approx(100 * (1 - 1 / math.sqrt(st.f.ppf(0.975, 29, 29))))
+    assert t.loc[2, "f_high"] < decisive.CLAIMED and t.loc[2, "verdict"] == NOT_SUPPORTED

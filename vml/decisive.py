@@ -1,0 +1,161 @@
+"""The decisive test (chapter "The decisive test"): its pre-registered design, and its verdicts.
+
+The design was fixed, and committed, before any of its runs was trained:
+
+* three primary tests of "VML lowers the across-seed SD of test accuracy": the `powered` study's
+  short arm (ResNet-14, the Table 2 cell, 50 seeds per arm) and long arm (30 seeds per arm, run
+  length chosen by the pilot rule `studies.long_epochs`), and the `reactivity-long` study (FastNet on
+  a tenth of CIFAR-10 for 40 epochs, 20 seeds per arm);
+* each: the two-sided F test of equal variances on final-model test accuracy, with Holm's correction
+  across the three; the exact F interval for Var. Red. beside a percentile-bootstrap interval;
+* reading rule (`read_primary`), applied once an arm has all its runs, never before.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from statsmodels.stats.multitest import multipletests
+
+from . import paper, stats, store
+from .studies import (POWERED_N_LONG, POWERED_N_SHORT, SMALL_N, get_study)
+
+ALPHA = 0.05   # family-wise, Holm across the three primary tests
+POWER = 0.8
+#: the paper's Var. Red. for ResNet-14 on CIFAR-10 (Table 2): the reduction the primary tests look for
+CLAIMED = float(paper.table2().query("dataset == 'CIFAR-10' and model == 'ResNet-14'")["var_red"].iloc[0])
+#: the primary tests: (label, study, arm tag, runs per arm)
+PRIMARY = (("ResNet-14, 5 epochs", "powered", "short", POWERED_N_SHORT),
+           ("ResNet-14, long", "powered", "long", POWERED_N_LONG),
+           ("FastNet, 10% of the data, 40 epochs", "reactivity-long", "small-data", SMALL_N))
+CIFAR10_TRAIN = 50_000  # training images of CIFAR-10
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = stats.SUPPORTED, stats.NOT_SUPPORTED, stats.INCONCLUSIVE
+
+
+# ----------------------------------------------------------------------------- design (power)
+
+def detectable_ratio(n: int, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The SD ratio (VML/Base, < 1) that the two-sided F test detects with `power` at n runs per arm."""
+    return float(optimize.brentq(lambda r: stats.f_test_power(n, r, alpha) - power, 1e-3, 1 - 1e-9))
+
+
+def observed_ratio(dist_ratio: float, dist_sd: float, floor_sd: float) -> float:
+    """Observed-SD ratio when VML scales the distribution-level SD by `dist_ratio` and the test-set
+    floor stays: sqrt(k² D² + f²) / sqrt(D² + f²)."""
+    return math.sqrt(dist_ratio**2 * dist_sd**2 + floor_sd**2) / math.sqrt(dist_sd**2 + floor_sd**2)
+
+
+def dist_ratio(obs_ratio: float, dist_sd: float, floor_sd: float) -> float:
+    """Inverse of `observed_ratio`: the distribution-level ratio behind an observed ratio (nan if
+    the observed ratio is below what the floor alone allows)."""
+    k2 = (obs_ratio**2 * (dist_sd**2 + floor_sd**2) - floor_sd**2) / dist_sd**2
+    return math.sqrt(k2) if k2 >= 0 else math.nan
+
+
+def floor_and_spread(correct: Any) -> tuple[float, float, float]:
+    """(observed SD, test-set floor, distribution-level SD) in pp from a (runs, examples) 0/1 matrix."""
+    v = stats.test_set_variance(correct)
+    return 100 * v["observed_sd"], 100 * v["independent_sd"], 100 * v["distribution_sd"]
+
+
+def power_table(dist_sd: float, floor_sd: float, ns: tuple[int, ...] = (5, 20, POWERED_N_LONG, POWERED_N_SHORT),
+                power: float = POWER, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per n: the smallest observed-SD reduction the F test detects with `power`, the distribution-level
+    reduction it takes on a protocol with this spread and floor, and the power for the paper's claim."""
+    rows = []
+    for n in ns:
+        r = detectable_ratio(n, power, alpha)
+        claim = 1 - CLAIMED / 100
+        rows.append({"n per arm": n, "detectable (observed, %)": stats.var_reduction(1, r),
+                     "detectable (distribution, %)": stats.var_reduction(1, dist_ratio(r, dist_sd, floor_sd)),
+                     f"power, {CLAIMED:g}%": stats.f_test_power(n, claim, alpha),
+                     f"power, {CLAIMED:g}%, α/3": stats.f_test_power(n, claim, alpha / 3)})
+    return pd.DataFrame(rows).set_index("n per arm")
+
+
+# ----------------------------------------------------------------------------- reading rule
+
+def read_primary(p_adjusted: float, sd_base: float, sd_vml: float, var_red_high: float,
+                 claimed: float = CLAIMED, alpha: float = ALPHA) -> str:
+    """The declared reading of one primary test.
+
+    1. "supported" if the Holm-adjusted p < alpha and SD_VML < SD_Base;
+    2. "not supported" if the Holm-adjusted p < alpha and SD_VML > SD_Base (VML widens the spread), or
+       if the 95% interval's upper end for Var. Red. lies below the claimed reduction;
+    3. "inconclusive at this n" otherwise.
+    """
+    if p_adjusted < alpha:
+        return SUPPORTED if sd_vml < sd_base else NOT_SUPPORTED
+    if var_red_high < claimed:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def _arm_values(study: str, arm: str, profile: str, root: Any = None) -> dict[str, np.ndarray]:
+    out: dict[str, list[float]] = {"base": [], "vml": []}
+    for item in get_study(study).grid(profile):
+        if item.tags.get("arm") == arm and store.exists(item.spec, root):
+            out[item.spec.loss].append(100 * store.read(item.spec, root=root, arrays=False)["test_acc"])
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def primary_table(profile: str = "cpu", root: Any = None, n_boot: int = 10_000) -> pd.DataFrame:
+    """One row per primary test, from the store (see `analyse`)."""
+    return analyse([(label, n, _arm_values(study, arm, profile, root)) for label, study, arm, n in PRIMARY],
+                   n_boot=n_boot)
+
+
+def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10_000) -> pd.DataFrame:
+    """The primary tests' table from (label, runs per arm, {"base": acc, "vml": acc}) in pp.
+
+    An arm is analysed only once it has all its runs (no interim looks); until then its row says how
+    many are in. Holm's correction keeps the family at all the tests listed: a test not yet complete
+    enters with p = 1, so a verdict reached early never loosens later."""
+    rows = []
+    for label, n, v in arms:
+        row: dict[str, Any] = {"test": label, "n (B/V)": f"{len(v['base'])}/{len(v['vml'])} of {n}"}
+        if min(len(v["base"]), len(v["vml"])) < n:
+            row["verdict"] = f"pending: {len(v['base']) + len(v['vml'])} of {2 * n} runs stored"
+        else:
+            ci = stats.sd_ratio_ci(v["base"], v["vml"])
+            boot, _ = stats.bootstrap_sd_ratio(v["base"], v["vml"], n_boot=n_boot)
+            row.update(base_mean=v["base"].mean(), base_sd=v["base"].std(ddof=1), vml_mean=v["vml"].mean(),
+                       vml_sd=v["vml"].std(ddof=1), var_red=stats.var_reduction(1, ci.estimate),
+                       f_low=stats.var_reduction(1, ci.high), f_high=stats.var_reduction(1, ci.low),
+                       boot_low=stats.var_reduction(1, boot.high), boot_high=stats.var_reduction(1, boot.low),
+                       f_p=stats.f_test(v["base"], v["vml"])[1],
+                       bf_p=stats.brown_forsythe(v["base"], v["vml"])[1])
+        rows.append(row)
+    t = pd.DataFrame(rows)
+    if "f_p" not in t:
+        return t
+    for p, adj in (("f_p", "f_p_holm"), ("bf_p", "bf_p_holm")):
+        t[adj] = multipletests(t[p].fillna(1.0), method="holm")[1]
+        t.loc[t[p].isna(), adj] = np.nan
+    done = t["f_p"].notna()
+    t.loc[done, "verdict"] = [read_primary(r.f_p_holm, r.base_sd, r.vml_sd, r.f_high) for r in t[done].itertuples()]
+    t.loc[done, "robust verdict"] = [read_primary(r.bf_p_holm, r.base_sd, r.vml_sd, r.boot_high)
+                                     for r in t[done].itertuples()]
+    return t
+
+
+def budget_hours(profile: str = "cpu", root: Any = None) -> float:
+    """CPU-hours to train the missing runs of both studies, from the stored runs' wall time per
+    training image of the same network, width and precision (the machines that made the store)."""
+    per_image: dict[tuple, list[float]] = {}
+    for path in store.iter_records(profile, root):
+        rec = json.loads(path.read_text())
+        s = rec["spec"]
+        images = s["epochs"] * (s.get("train_subset") or CIFAR10_TRAIN)
+        per_image.setdefault((s["model"], s["width"], s["precision"]), []).append(rec["wall_s"] / images)
+    total = 0.0
+    for name in ("powered", "reactivity-long"):
+        for item in get_study(name).grid(profile):
+            s = item.spec
+            if not store.exists(s, root):
+                total += float(np.median(per_image[(s.model, s.width, s.precision)])) * s.epochs * (s.train_subset or CIFAR10_TRAIN)
+    return total / 3600
