@@ -51,3 +51,29 @@ def test_analyse_waits_for_complete_arms_and_applies_holm_over_the_whole_family(
     # equal spread on 30 seeds: the F interval's top, 100 (1 - 1/sqrt(F_0.975(29, 29))), is below 33.3%
     assert t.loc[2, "f_high"] == pytest.approx(100 * (1 - 1 / math.sqrt(st.f.ppf(0.975, 29, 29))))
     assert t.loc[2, "f_high"] < decisive.CLAIMED and t.loc[2, "verdict"] == NOT_SUPPORTED
+
+
+def test_gradient_factor_from_the_logged_series_equals_autograd():
+    import torch
+
+    from vml.loss import StableLossController, VMLConfig
+
+    cfg = VMLConfig(warmup_steps=5)
+    ctl = StableLossController(cfg).train()
+    rng = np.random.default_rng(1)
+    lam, delta, grads = [], [], []
+    for t in range(40):
+        loss = torch.tensor(2.0 * 0.97**t + 0.3 * rng.standard_normal(), dtype=torch.float64, requires_grad=True)
+        total = ctl(loss)
+        total.backward()
+        grads.append(loss.grad.item())
+        lam.append(ctl.last["lambda"].item())
+        delta.append(ctl.last["delta"].item())
+    got = decisive.gradient_factor(np.array(lam), np.array(delta), cfg.delta, cfg.w_vml)
+    np.testing.assert_allclose(got, grads, rtol=1e-12)
+    assert (np.abs(np.array(delta)) > cfg.delta).any() and (np.abs(np.array(delta)) < cfg.delta).any()  # both branches
+
+
+def test_interval_coverage_rejects_unknown_tails():
+    with pytest.raises(ValueError, match="tails='cauchy' is not allowed; use 'normal' or 't4'"):
+        decisive.interval_coverage(5, "cauchy", n_sim=2)

@@ -159,3 +159,87 @@ def budget_hours(profile: str = "cpu", root: Any = None) -> float:
             if not store.exists(s, root):
                 total += float(np.median(per_image[(s.model, s.width, s.precision)])) * s.epochs * (s.train_subset or CIFAR10_TRAIN)
     return total / 3600
+
+
+# ----------------------------------------------------------------------------- what VML does
+
+def _runs(study: str, profile: str, root: Any, arm: str | None = None) -> list[tuple[Any, dict[str, Any]]]:
+    return [(i.spec, store.read(i.spec, root=root)) for i in get_study(study).grid(profile)
+            if (arm is None or i.tags.get("arm") == arm) and store.exists(i.spec, root)]
+
+
+def gradient_factor(lam: np.ndarray, delta: np.ndarray, threshold: float, w_vml: float = 1.0) -> np.ndarray:
+    """dL/dℓ_t = 1 + w·λ_t·ψ_Δ(δ_t) (eq. 10) per step, from the logged λ_t and δ_t (abs threshold Δ)."""
+    psi = np.where(np.abs(delta) <= threshold, delta / threshold, np.sign(delta))
+    return 1.0 + w_vml * lam * psi
+
+
+def controller_runs(study: str, profile: str = "cpu", root: Any = None, arm: str | None = None) -> pd.DataFrame:
+    """Per stored run: σ_ref (σ at the latch step W), post-latch mean |δ| and σ, the share of post-latch
+    steps with λ above λ_base, and the gradient factor's mean and 5-95% range per epoch (Base runs: what
+    the observer controller would have applied)."""
+    rows = []
+    for spec, rec in _runs(study, profile, root, arm):
+        c, it = spec.vml, rec["iters"]
+        steps = rec["steps_per_epoch"]
+        g = gradient_factor(it["lambda"], it["delta"], c.delta, c.w_vml)
+        post = slice(c.warmup_steps + 1, None)
+        row = {"loss": spec.loss, "seed": spec.seed, "sigma_ref": float(it["sigma"][c.warmup_steps]),
+               "post_abs_delta": float(np.abs(it["delta"][post]).mean()), "post_sigma": float(it["sigma"][post].mean()),
+               "lambda_above_base": float((it["lambda"][post] > c.lambda_base + 1e-9).mean()),
+               "lambda_max_share": float((it["lambda"][post] >= c.lambda_max - 1e-9).mean()),
+               "post_latch_share": 1 - (c.warmup_steps + 1) / len(g)}
+        for e in range(len(g) // steps):
+            ge = g[e * steps:(e + 1) * steps]
+            row[f"factor_mean_e{e + 1}"] = float(ge.mean())
+            row[f"factor_p5_e{e + 1}"], row[f"factor_p95_e{e + 1}"] = map(float, np.percentile(ge, [5, 95]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def controller_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Arm means (Base, VML) of `controller_runs`' columns, σ_ref's across-seed SD and coefficient of
+    variation, and the VML/Base ratio of post-latch mean |δ|."""
+    g = runs.drop(columns="seed").groupby("loss")
+    t = g.mean().T
+    t.loc["sigma_ref_sd"] = g["sigma_ref"].std(ddof=1)
+    t.loc["sigma_ref_cv"] = t.loc["sigma_ref_sd"] / t.loc["sigma_ref"]
+    if {"base", "vml"} <= set(t.columns):
+        t["vml / base"] = t["vml"] / t["base"]
+    return t
+
+
+def churn_pairs(study: str, profile: str = "cpu", root: Any = None, arm: str | None = None) -> pd.DataFrame:
+    """Prediction churn (share of test images predicted differently) between the Base and VML runs of
+    the same seed, against churn between different seeds within each arm."""
+    preds = {(s.loss, s.seed): r["arrays"]["preds"] for s, r in _runs(study, profile, root, arm)}
+    seeds = sorted({seed for loss, seed in preds if (("base", seed) in preds and ("vml", seed) in preds)})
+    if len(seeds) < 2:
+        return pd.DataFrame(columns=["pairs", "n", "mean", "sd"])
+    rows = [("same seed, Base vs VML", [float((preds["base", s] != preds["vml", s]).mean()) for s in seeds])]
+    for loss in ("base", "vml"):
+        m = stats.pairwise_churn(np.stack([preds[loss, s] for s in seeds]))
+        rows.append((f"different seeds, {loss}", list(m[np.triu_indices(len(seeds), k=1)])))
+    return pd.DataFrame([{"pairs": name, "n": len(v), "mean": 100 * np.mean(v), "sd": 100 * np.std(v, ddof=1)}
+                         for name, v in rows]).set_index("pairs")
+
+
+# ----------------------------------------------------------------------------- which interval
+
+def interval_coverage(n: int, tails: str = "normal", n_sim: int = 1_500, n_boot: int = 1_000,
+                      level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Share of `n_sim` simulated experiments (n runs per arm, equal true SDs) whose interval for
+    SD_VML/SD_Base covers 1: the exact F interval and the percentile bootstrap. `tails`: "normal" or
+    "t4" (Student t with 4 degrees of freedom: heavier tails, as a few outlying seeds give)."""
+    if tails not in ("normal", "t4"):
+        raise ValueError(f"tails={tails!r} is not allowed; use 'normal' or 't4'")
+    rng = np.random.default_rng(seed)
+    draw = (lambda size: rng.standard_normal(size)) if tails == "normal" else (lambda size: rng.standard_t(4, size))
+    hits = {"F": 0, "bootstrap": 0}
+    for i in range(n_sim):
+        b, v = draw(n), draw(n)
+        f = stats.sd_ratio_ci(b, v, level)
+        boot, _ = stats.bootstrap_sd_ratio(b, v, n_boot=n_boot, seed=i, level=level)
+        hits["F"] += f.low <= 1 <= f.high
+        hits["bootstrap"] += boot.low <= 1 <= boot.high
+    return {k: h / n_sim for k, h in hits.items()}

@@ -333,3 +333,27 @@ def plot_noise_floor(df: pd.DataFrame, label: str = "setting", observed: str = "
     ax.set_ylabel("Accuracy SD")
     ax.legend(fontsize="small")
     return fig
+
+
+# ----------------------------------------------------------------------------- what the controller does
+
+@_styled
+def plot_controller_effect(runs: pd.DataFrame, title: str = "") -> Figure:
+    """Two panels from `decisive.controller_runs`: the gradient factor 1 + w·λ·ψ(δ) per epoch (arm mean
+    of each run's mean, with the arms' mean 5-95% range of steps), and σ_ref per seed."""
+    fig, (ax_f, ax_s) = _fig_axes(2, width=4.6)
+    epochs = sorted(int(c.rsplit("_e", 1)[1]) for c in runs.columns if c.startswith("factor_mean_e"))
+    for i, (loss, g) in enumerate(runs.groupby("loss")):
+        color, label = color_for(loss, i), "VML" if loss == "vml" else "Base (observer)"
+        mean = [g[f"factor_mean_e{e}"].mean() for e in epochs]
+        lo, hi = ([g[f"factor_{q}_e{e}"].mean() for e in epochs] for q in ("p5", "p95"))
+        ax_f.plot(epochs, mean, marker="o", color=color, label=label)
+        ax_f.fill_between(epochs, lo, hi, color=color, alpha=0.15)
+        ax_s.scatter(g["seed"], g["sigma_ref"], color=color, label=label, s=18)
+    ax_f.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    ax_f.set(xlabel="epoch", ylabel="gradient factor dL/dℓ", title="gradient factor (mean, 5-95% of steps)")
+    ax_s.set(xlabel="seed", ylabel="σ_ref (latched at step W)", title="σ_ref across seeds")
+    ax_f.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
