@@ -407,3 +407,14 @@ def test_bartlett_from_summaries_matches_scipy_on_the_raw_values():
     assert stat == pytest.approx(ref.statistic, rel=1e-12) and p == pytest.approx(ref.pvalue, rel=1e-12)
     with pytest.raises(ValueError, match=r"need 2\+ groups of 2\+ runs each.*n=\[5.0, 1.0\]"):
         stats.bartlett_summary([5, 1], [0.2, 0.3])
+
+
+def test_max_seed_effect_is_reached_by_two_point_values_and_never_exceeded():
+    two_point = np.r_[np.zeros(10), np.ones(10)]
+    assert stats.max_seed_effect(two_point.std(ddof=1), 20) == pytest.approx(stats.seed_effect_size(two_point))
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        x = rng.standard_t(2, 20)
+        assert stats.seed_effect_size(x) <= stats.max_seed_effect(x.std(ddof=1), 20) + 1e-12
+    with pytest.raises(ValueError, match="n=5 is not allowed; the top and bottom halves need an even n"):
+        stats.max_seed_effect(1.0, 5)

@@ -531,6 +531,15 @@ def seed_effect_size(values: Any, k: int | None = None) -> float:
     return float(a[-k:].mean() - a[:k].mean())
 
 
+def max_seed_effect(sd: float, n: int) -> float:
+    """The largest top-half minus bottom-half mean gap that n values (n even) with sample SD `sd`
+    (ddof=1) can have: 2·sd·sqrt((n-1)/n), reached when half the values sit at each of two points."""
+    n = _count(n, "n", 2)
+    if n % 2:
+        raise ValueError(f"n={n} is not allowed; the top and bottom halves need an even n")
+    return float(2.0 * sd * math.sqrt((n - 1) / n))
+
+
 def pareto_front(sd: Any, mean: Any) -> np.ndarray:
     """Boolean mask of the points not dominated when minimising SD and maximising mean accuracy.
 
