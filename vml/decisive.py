@@ -163,8 +163,8 @@ def budget_hours(profile: str = "cpu", root: Any = None) -> float:
 
 # ----------------------------------------------------------------------------- what VML does
 
-def _runs(study: str, profile: str, root: Any, arm: str | None = None) -> list[tuple[Any, dict[str, Any]]]:
-    return [(i.spec, store.read(i.spec, root=root)) for i in get_study(study).grid(profile)
+def _runs(study: str, profile: str, root: Any, arm: str | None = None) -> list[tuple[Any, dict[str, Any], dict]]:
+    return [(i.spec, store.read(i.spec, root=root), i.tags) for i in get_study(study).grid(profile)
             if (arm is None or i.tags.get("arm") == arm) and store.exists(i.spec, root)]
 
 
@@ -175,16 +175,18 @@ def gradient_factor(lam: np.ndarray, delta: np.ndarray, threshold: float, w_vml:
 
 
 def controller_runs(study: str, profile: str = "cpu", root: Any = None, arm: str | None = None) -> pd.DataFrame:
-    """Per stored run: σ_ref (σ at the latch step W), post-latch mean |δ| and σ, the share of post-latch
-    steps with λ above λ_base, and the gradient factor's mean and 5-95% range per epoch (Base runs: what
+    """Per stored run (with its grid tags): σ_ref (σ at the latch step W), post-latch mean |δ| and σ,
+    the share of steps whose gradient factor is negative (the step reversed), of post-latch steps with
+    λ above λ_base, and the gradient factor's mean and 5-95% range per epoch (Base runs: what
     the observer controller would have applied)."""
     rows = []
-    for spec, rec in _runs(study, profile, root, arm):
+    for spec, rec, tags in _runs(study, profile, root, arm):
         c, it = spec.vml, rec["iters"]
         steps = rec["steps_per_epoch"]
         g = gradient_factor(it["lambda"], it["delta"], c.delta, c.w_vml)
         post = slice(c.warmup_steps + 1, None)
-        row = {"loss": spec.loss, "seed": spec.seed, "sigma_ref": float(it["sigma"][c.warmup_steps]),
+        row = {**tags, "loss": spec.loss, "seed": spec.seed, "reversed_share": float((g < 0).mean()),
+               "sigma_ref": float(it["sigma"][c.warmup_steps]),
                "post_abs_delta": float(np.abs(it["delta"][post]).mean()), "post_sigma": float(it["sigma"][post].mean()),
                "lambda_above_base": float((it["lambda"][post] > c.lambda_base + 1e-9).mean()),
                "lambda_max_share": float((it["lambda"][post] >= c.lambda_max - 1e-9).mean()),
@@ -200,7 +202,7 @@ def controller_runs(study: str, profile: str = "cpu", root: Any = None, arm: str
 def controller_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Arm means (Base, VML) of `controller_runs`' columns, σ_ref's across-seed SD and coefficient of
     variation, and the VML/Base ratio of post-latch mean |δ|."""
-    g = runs.drop(columns="seed").groupby("loss")
+    g = runs.select_dtypes("number").drop(columns="seed").groupby(runs["loss"])
     t = g.mean().T
     t.loc["sigma_ref_sd"] = g["sigma_ref"].std(ddof=1)
     t.loc["sigma_ref_cv"] = t.loc["sigma_ref_sd"] / t.loc["sigma_ref"]
@@ -212,7 +214,7 @@ def controller_summary(runs: pd.DataFrame) -> pd.DataFrame:
 def churn_pairs(study: str, profile: str = "cpu", root: Any = None, arm: str | None = None) -> pd.DataFrame:
     """Prediction churn (share of test images predicted differently) between the Base and VML runs of
     the same seed, against churn between different seeds within each arm."""
-    preds = {(s.loss, s.seed): r["arrays"]["preds"] for s, r in _runs(study, profile, root, arm)}
+    preds = {(s.loss, s.seed): r["arrays"]["preds"] for s, r, _ in _runs(study, profile, root, arm)}
     seeds = sorted({seed for loss, seed in preds if (("base", seed) in preds and ("vml", seed) in preds)})
     if len(seeds) < 2:
         return pd.DataFrame(columns=["pairs", "n", "mean", "sd"])
