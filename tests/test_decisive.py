@@ -51,6 +51,16 @@ def test_analyse_waits_for_complete_arms_and_applies_holm_over_the_whole_family(
     # equal spread on 30 seeds: the F interval's top, 100 (1 - 1/sqrt(F_0.975(29, 29))), is below 33.3%
     assert t.loc[2, "f_high"] == pytest.approx(100 * (1 - 1 / math.sqrt(st.f.ppf(0.975, 29, 29))))
     assert t.loc[2, "f_high"] < decisive.CLAIMED and t.loc[2, "verdict"] == NOT_SUPPORTED
+    text = decisive.answer(t)
+    assert text.startswith("The decisive test: a: Var. Red.") and text.endswith("142 of its 180 runs are stored.")
+    assert "b:" not in text  # the pending test gives no numbers
+
+
+def test_answer_before_any_arm_is_complete_gives_no_verdict():
+    t = decisive.analyse([("a", 50, {"base": np.ones(3), "vml": np.ones(2)})])
+    assert decisive.answer(t) == ("The decisive test (three pre-registered Base-vs-VML comparisons, 20 to 50 seeds "
+                                  "per arm) has 5 of its 100 runs stored; it gives no verdict before each "
+                                  "comparison is complete.")
 
 
 def test_gradient_factor_from_the_logged_series_equals_autograd():

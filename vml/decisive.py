@@ -117,7 +117,8 @@ def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10
     enters with p = 1, so a verdict reached early never loosens later."""
     rows = []
     for label, n, v in arms:
-        row: dict[str, Any] = {"test": label, "n (B/V)": f"{len(v['base'])}/{len(v['vml'])} of {n}"}
+        row: dict[str, Any] = {"test": label, "n (B/V)": f"{len(v['base'])}/{len(v['vml'])} of {n}",
+                               "runs": len(v["base"]) + len(v["vml"]), "of": 2 * n}
         if min(len(v["base"]), len(v["vml"])) < n:
             row["verdict"] = f"pending: {len(v['base']) + len(v['vml'])} of {2 * n} runs stored"
         else:
@@ -245,3 +246,18 @@ def interval_coverage(n: int, tails: str = "normal", n_sim: int = 1_500, n_boot:
         hits["F"] += f.low <= 1 <= f.high
         hits["bootstrap"] += boot.low <= 1 <= boot.high
     return {k: h / n_sim for k, h in hits.items()}
+
+
+def answer(t: pd.DataFrame) -> str:
+    """The decisive test's answer in two quotable sentences, from `primary_table`."""
+    stored, total = int(t["runs"].sum()), int(t["of"].sum())
+    done = [r for r in t.to_dict("records") if pd.notna(r.get("f_p"))]
+    if not done:
+        return (f"The decisive test (three pre-registered Base-vs-VML comparisons, 20 to 50 seeds per arm) has "
+                f"{stored} of its {total} runs stored; it gives no verdict before each comparison is complete.")
+    parts = []
+    for r in done:
+        robust = "" if r["robust verdict"] == r["verdict"] else f" (robust check: {r['robust verdict']})"
+        parts.append(f"{r['test']}: Var. Red. {r['var_red']:.0f}% (95% CI {r['f_low']:.0f}% to {r['f_high']:.0f}%, "
+                     f"Holm-adjusted p = {r['f_p_holm']:.2g}), {r['verdict']}{robust}")
+    return f"The decisive test: {'; '.join(parts)}. {stored} of its {total} runs are stored."
