@@ -57,22 +57,22 @@ class Stopped(Exception):
     """Raised in the training process by SIGTERM / SIGUSR2: stop now, keep the checkpoint."""
 
 
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """Turn STOP_SIGNALS into `Stopped` while training (main thread only; handlers restored after)."""
+def _on_stop_signals(handler: Any) -> Iterator[None]:
+    """Handle STOP_SIGNALS with `handler` inside the block (main thread only; handlers restored after)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise Stopped(f"stopped by {signal.Signals(signum).name}")
-
-    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -136,7 +136,7 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     todo = _todo(names, profile, seeds, keys, root)
     done, skipped = 0, set()
     bar = tqdm(todo, desc=f"{','.join(names)} [{profile}]", unit="run", disable=None, dynamic_ncols=True)
-    with store.Heartbeat(), _stop_on_signals():
+    with store.Heartbeat(), _on_stop_signals(_raise_stopped):
         for item in bar:
             if limit is not None and done >= limit:
                 break
@@ -198,26 +198,13 @@ def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None
         for p in procs:
             p.send_signal(signum)
 
-    with _handlers(forward):
+    with _on_stop_signals(forward):
         codes = [p.wait() for p in procs]
     if stopped:
         raise Stopped(f"stopped by {signal.Signals(stopped[0]).name}")
     if any(codes):
         raise RuntimeError(f"a worker of `{' '.join(cmd[1:])}` failed with exit codes {codes}")
     return sum(1 for _ in store.iter_records(profile, root)) - before
-
-
-@contextlib.contextmanager
-def _handlers(handler: Any) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in before.items():
-            signal.signal(s, h)
 
 
 # ---------------------------------------------------------------- running on a cluster (submitit)
@@ -269,9 +256,10 @@ class NoSlurm(RuntimeError):
 def make_executor(kind: str, folder: Path, opts: SlurmOptions, profile: str) -> submitit.Executor:
     """A submitit executor: `slurm` (needs sbatch on PATH) or `local` (the same jobs as local processes)."""
     if kind == "slurm":
-        if shutil.which("sbatch") is None:
-            raise NoSlurm("--executor slurm needs Slurm's `sbatch` on PATH (run on the cluster's login "
-                               "node); `--executor local` runs the same jobs as local processes")
+        missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+        if missing:
+            raise NoSlurm(f"--executor slurm needs Slurm's {' and '.join(missing)} on PATH (run it on the "
+                          "cluster's login node); `--executor local` runs the same jobs as local processes")
         ex: submitit.Executor = submitit.SlurmExecutor(folder=folder)
         ex.update_parameters(**slurm_parameters(opts, profile))
         return ex
