@@ -125,7 +125,7 @@ def test_slurm_submission_is_one_job_array_with_the_requested_resources(tmp_path
     args = [submitit.core.utils.DelayedSubmission.load(p).args for p in tasks]
     shares = [a[2] for a in args]
     assert sorted(k for share in shares for k in share) == sorted(expected_keys())
-    assert [len(s) for s in shares] == [2, 1, 1] and {a[4] for a in args} == {2}
+    assert [len(s) for s in shares] == [2, 1, 1] and {(a[4], a[5]) for a in args} == {(2, None)}  # Slurm's cores
     assert {a[3] for a in args} == {str(root.resolve())}
 
 

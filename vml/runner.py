@@ -124,7 +124,8 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     _todo(names, profile, seeds, keys, root)  # fail before starting workers
     task = task if task is not None else _task_id()
     if jobs > 1:
-        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds, keys=keys, task=task)
+        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds, keys=keys, task=task,
+                             threads=threads)
     import torch
     from tqdm import tqdm
 
@@ -178,8 +179,8 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
 
 def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None,
                   seeds: Sequence[int] | None = None, keys: Sequence[str] | None = None,
-                  task: str | None = None) -> int:
-    threads = max(1, _cores() // jobs)
+                  task: str | None = None, threads: int | None = None) -> int:
+    threads = threads or max(1, _cores() // jobs)
     cmd = [sys.executable, "-m", "vml", "run", *names, "--profile", profile, "--threads", str(threads)]
     for flag, value in (("--root", root), ("--limit", limit), ("--task", task)):
         if value is not None:
@@ -270,10 +271,12 @@ def make_executor(kind: str, folder: Path, opts: SlurmOptions, profile: str) -> 
     raise ValueError(f"executor {kind!r} is not allowed; use one of {list(EXECUTORS)}")
 
 
-def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: int) -> int:
-    """One task of a submission: train `keys` (those still missing and unclaimed) into the store at `root`."""
+def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: int, threads: int | None) -> int:
+    """One task of a submission: train `keys` (those still missing and unclaimed) into the store at `root`,
+    `jobs` at a time, on `threads` CPU threads in all (None: the cores Slurm gave the task)."""
     task = submitit.JobEnvironment().job_id
-    return run(names, profile, jobs=jobs, root=root, keys=keys, task=task)
+    per_worker = max(1, threads // jobs) if threads else None
+    return run(names, profile, jobs=jobs, root=root, keys=keys, task=task, threads=per_worker)
 
 
 def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
@@ -302,7 +305,8 @@ def submit(names: list[str], profile: str, *, executor: str, root: str | None = 
     n = min(tasks or len(items), len(items))
     shares = [[i.spec.key() for i in items[t::n]] for t in range(n)]
     ex = make_executor(executor, folder, opts, profile)
-    jobs_ = ex.map_array(run_task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n)
+    threads = max(1, _cores() // n) if executor == "local" else None  # local tasks share this machine's cores
+    jobs_ = ex.map_array(run_task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n)
     return jobs_, folder, len(items)
 
 
@@ -450,9 +454,9 @@ def _cli_submit(args: Any) -> int:
     if not jobs:
         print("nothing to submit: every run is stored, claimed, or lacks its dataset here (`python -m vml status`)")
         return 0
-    array = jobs[0].job_id.split("_")[0]
-    print(f"submitted {n} run(s) as {len(jobs)} task(s) ({args.executor} job {array}); "
-          f"logs in {str(folder).replace('%j', '<job id>')}")
+    ids = sorted({j.job_id.split("_")[0] for j in jobs})  # Slurm: one array; local: one process per task
+    print(f"submitted {n} run(s) as {len(jobs)} task(s) ({args.executor} job{'s' * (len(ids) > 1)} "
+          f"{', '.join(ids)}); logs in {str(folder).replace('%j', '<job id>')}")
     if args.executor == "slurm":
         return 0
     failed = [(j.job_id, e) for j in jobs if (e := j.exception()) is not None]  # waits for the local tasks
