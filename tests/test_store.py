@@ -78,7 +78,10 @@ def test_claims_are_exclusive_and_stale_claims_are_taken_over(tmp_path):
     store.release(spec, tmp_path)
     lock = tmp_path / "smoke" / ".claims" / f"{spec.key()}.lock"
     import socket
-    lock.write_text(f"{socket.gethostname()} 999999999")  # a dead owner
+    lock.write_text(f"{socket.gethostname()} 999999999")  # an older version's claim, its owner dead ...
+    assert not store.claim(spec, tmp_path)  # ... but written less than the claim timeout ago
+    old = lock.stat().st_mtime - store.claim_timeout() - 1
+    os.utime(lock, (old, old))
     assert store.claim(spec, tmp_path)
     store.release(spec, tmp_path)
     store.save(FakeRecord(spec), tmp_path)

@@ -63,20 +63,22 @@ def test_select_seeds_keeps_only_those_seeds_and_names_a_bad_one():
     assert studies.select_seeds(items, None) == items
     with pytest.raises(ValueError, match=r"seed 7 is not in these studies; their seeds are \[1, 2\]"):
         studies.select_seeds(items, [7])
+    from vml import runner
     with pytest.raises(ValueError, match="seed 7"):  # checked before anything trains
-        studies.run(["seed-groups"], "smoke", seeds=[7])
+        runner.run(["seed-groups"], "smoke", seeds=[7])
 
 
 def test_eta_uses_the_median_wall_time_of_runs_of_the_same_kind():
+    from vml.runner import estimate_seconds
     fast = [profile_spec("cpu", seed=s) for s in (1, 2, 3)]
     slow = [profile_spec("cpu", seed=s, model="shufflenetv2", precision="fp32", width=0.25) for s in (1, 2)]
     walls = [(fast[0], 90.0), (fast[1], 100.0), (slow[0], 300.0)]
     # a fast run at the fast median (95), a slow one at the slow median (300)
-    assert studies.estimate_seconds([fast[2], slow[1]], walls) == 95.0 + 300.0
+    assert estimate_seconds([fast[2], slow[1]], walls) == 95.0 + 300.0
     # a kind with no stored run falls back to the median over all runs (100)
     other = profile_spec("cpu", seed=1, model="vgg16", width=0.25)
-    assert studies.estimate_seconds([other], walls) == 100.0
-    assert studies.estimate_seconds([other], []) is None and studies.estimate_seconds([], walls) == 0
+    assert estimate_seconds([other], walls) == 100.0
+    assert estimate_seconds([other], []) is None and estimate_seconds([], walls) == 0
 
 
 def test_replication_repeats_the_table2_cell_on_new_seeds_only():

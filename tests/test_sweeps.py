@@ -68,4 +68,4 @@ def test_status_reports_counts(tmp_path, capsys):
     assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith(STUDY))
-    assert line.split()[-5:-1] == ["4", "1", "3", "0"]  # runs, done, missing, unavailable
+    assert line.split()[-7:-1] == ["4", "1", "0", "0", "3", "0"]  # runs, done, claimed, failed, missing, unavail.

@@ -64,7 +64,7 @@ def fill(*studies: str, profile: str | None = None, root: Any = None) -> int:
         raise ValueError(f"VML_BOOK_TRAIN={flag!r} is not allowed; use 1 (train missing runs) or 0 (read only)")
     if flag == "0":
         return 0
-    from .studies import run
+    from .runner import run
 
     return run(list(studies), profile or BOOK_PROFILE, root=root)
 

@@ -9,10 +9,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse `argv` and run the chosen subcommand; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m vml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import train, studies  # noqa: F401  (each module registers its own subcommands)
+    from . import runner, train  # each module registers its own subcommands
 
     train.add_cli(sub)
-    studies.add_cli(sub)
+    runner.add_cli(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

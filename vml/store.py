@@ -1,8 +1,9 @@
 """The results store: one JSON file per run under `data/results/<profile>/`, keyed by the spec's hash.
 
 Writes are atomic (temporary file, fsync, `os.replace`), so a run killed at any moment leaves either
-no record or a whole one. Concurrent sweeps claim runs with exclusive lock files, so no run is
-trained twice. Arrays (predictions, per-iteration series, probabilities) are stored zlib-compressed
+no record or a whole one. Concurrent sweeps, on one machine or many hosts sharing the folder (NFS),
+claim runs with exclusive lock files that their owners keep alive with a heartbeat, so no run is
+trained twice and a claim left by a dead task is taken over. Arrays (predictions, per-iteration series, probabilities) are stored zlib-compressed
 and base64-encoded inside the JSON; scalars and per-epoch series stay readable text.
 """
 from __future__ import annotations
@@ -13,8 +14,11 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
+import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -125,6 +129,38 @@ def save(record: Any, root: str | Path | None = None) -> Path:
 
 
 # ---------------------------------------------------------------- claims (for concurrent sweeps)
+#
+# A claim is `.claims/<key>.lock`, created with O_EXCL (atomic on local disks and on NFS v3+). It
+# holds one JSON line: host, pid, task (a Slurm job/array id, or null), since (epoch seconds) and
+# kernel (boot id and pid namespace). Its *mtime is the heartbeat*: the owner touches the file
+# every claim_timeout()/10 seconds while it trains (`Heartbeat`). A claim is stale, and any process
+# on any host may take it over, when its heartbeat is older than claim_timeout() seconds
+# ($VML_CLAIM_TIMEOUT, default 600), or at once when its owner is provably gone: same kernel boot and
+# pid namespace, pid dead. Host clocks must agree to well within the timeout (NTP does).
+# A takeover renames the stale file aside (only one racer's rename of that file can succeed), checks
+# that it moved the very file it judged stale (same inode, mtime and text: a racer that came second
+# may have moved the winner's new claim, whose inode number can be the freed one's; it puts that
+# claim back), and then creates its own with O_EXCL.
+# An owner whose claim was taken over finds the file at its path is no longer its own (`holds`) and
+# does not save. Claims written by older versions ("host pid", one line, no heartbeat) stay live while
+# that pid lives on this host, else until their mtime is claim_timeout() old.
+
+CLAIM_TIMEOUT_S = 600.0
+
+
+def claim_timeout() -> float:
+    """Seconds without a heartbeat after which a claim is stale: $VML_CLAIM_TIMEOUT, else 600."""
+    env = os.environ.get("VML_CLAIM_TIMEOUT")
+    if env is None:
+        return CLAIM_TIMEOUT_S
+    try:
+        value = float(env)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"VML_CLAIM_TIMEOUT={env!r} is not allowed; it must be a number of seconds > 0")
+    return value
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -136,29 +172,129 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def claim(spec: RunSpec, root: str | Path | None = None) -> bool:
-    """Take the exclusive right to train `spec`; False if it is done or another live process has it.
+def _kernel() -> str | None:
+    """This process's kernel boot and pid namespace: equal only where pids mean the same process."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:  # not Linux: no shortcut, heartbeats only
+        return None
 
-    A claim left by a process that died (same host, pid gone) is taken over.
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """What a claim file says, and its heartbeat (the file's mtime)."""
+
+    key: str
+    path: Path
+    host: str | None
+    pid: int | None
+    task: str | None
+    since: float | None
+    heartbeat: float
+    kernel: str | None = None
+    legacy: bool = False  # "host pid", written by an older version: no heartbeat
+
+    def stale(self, now: float | None = None, timeout: float | None = None) -> bool:
+        """Whether anyone may take this claim over (see the comment above `claim_timeout`)."""
+        old = (time.time() if now is None else now) - self.heartbeat > (claim_timeout() if timeout is None
+                                                                         else timeout)
+        if self.legacy:
+            return not (self.host == socket.gethostname() and _pid_alive(self.pid)) and old
+        mine = self.kernel is not None and self.kernel == _kernel()
+        return old or (mine and self.pid is not None and not _pid_alive(self.pid))
+
+
+def _parse_claim(path: Path, text: str, mtime: float) -> ClaimInfo:
+    key = path.name.split(".")[0]
+    try:
+        d = json.loads(text)
+        return ClaimInfo(key, path, d["host"], int(d["pid"]), d.get("task"), float(d["since"]), mtime,
+                         d.get("kernel"))
+    except (ValueError, KeyError, TypeError):
+        pass
+    parts = text.split()
+    if len(parts) == 2 and parts[1].isdigit():
+        return ClaimInfo(key, path, parts[0], int(parts[1]), None, mtime, mtime, legacy=True)
+    # empty or cut short: being written this instant, or its writer died while writing it
+    return ClaimInfo(key, path, None, None, None, None, mtime)
+
+
+def read_claim(path: Path) -> tuple[ClaimInfo, tuple[int, int, str]] | None:
+    """A claim file's content and identity (inode, mtime, text: inodes alone are reused), read through one
+    open file; None if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        text = os.read(fd, 4096).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+    return _parse_claim(path, text, st.st_mtime), (st.st_ino, st.st_mtime_ns, text)
+
+
+def claims(profile: str, root: str | Path | None = None) -> list[ClaimInfo]:
+    """Every claim of a profile's store, live or stale (for `python -m vml status`)."""
+    folder = profile_dir(profile, root) / ".claims"
+    found = (read_claim(p) for p in sorted(folder.glob("*.lock"))) if folder.exists() else ()
+    return [c for c, _ in filter(None, found)]
+
+
+def _lock_path(spec: RunSpec, root: str | Path | None) -> Path:
+    return profile_dir(spec.profile, root) / ".claims" / f"{spec.key()}.lock"
+
+
+_HELD: dict[Path, int] = {}  # claims this process holds: lock path -> open file descriptor
+_HELD_LOCK = threading.Lock()
+
+
+def _take_over(lock: Path, stale: tuple[int, int, str]) -> bool:
+    """Move the stale claim `lock` aside; True only if it was that very file (one racer wins)."""
+    aside = lock.with_name(f"{lock.name}.stale-{uuid.uuid4().hex}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return False  # another racer moved it first
+    moved = read_claim(aside)
+    if moved is not None and moved[1] == stale:
+        os.unlink(aside)
+        return True
+    try:  # we moved a claim made since we looked: put it back (if nobody has claimed meanwhile)
+        os.link(aside, lock)
+    except FileExistsError:
+        pass  # its owner will find its claim lost (`holds`) and not save
+    os.unlink(aside)
+    return False
+
+
+def claim(spec: RunSpec, root: str | Path | None = None, task: str | None = None) -> bool:
+    """Take the exclusive right to train `spec`; False if it is done or has a live claim.
+
+    A stale claim (see `ClaimInfo.stale`) is taken over. `task` names the job that claims (Slurm).
     """
     if record_path(spec, root).exists():
         return False
-    lock = profile_dir(spec.profile, root) / ".claims" / f"{spec.key()}.lock"
+    lock = _lock_path(spec, root)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
+    for _ in range(3):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         except FileExistsError:
-            try:
-                host, pid = lock.read_text().split()
-            except (OSError, ValueError):
-                return False  # being written this instant by its owner
-            if host == socket.gethostname() and not _pid_alive(int(pid)):
-                lock.unlink(missing_ok=True)  # its owner died: take over
-                continue
-            return False
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}")
+            seen = read_claim(lock)
+            if seen is None:
+                continue  # released between our two calls
+            info, ident = seen
+            if not info.stale() or not _take_over(lock, ident):
+                return False
+            continue
+        content = {"host": socket.gethostname(), "pid": os.getpid(), "task": task, "since": time.time(),
+                   "kernel": _kernel(), "token": uuid.uuid4().hex}
+        os.write(fd, (json.dumps(content) + "\n").encode())
+        os.fsync(fd)
+        with _HELD_LOCK:
+            _HELD[lock] = fd
         if record_path(spec, root).exists():  # finished between our check and the claim
             release(spec, root)
             return False
@@ -166,9 +302,60 @@ def claim(spec: RunSpec, root: str | Path | None = None) -> bool:
     return False
 
 
+def _is_ours(lock: Path, fd: int) -> bool:
+    try:
+        return os.stat(lock).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def holds(spec: RunSpec, root: str | Path | None = None) -> bool:
+    """Whether this process still holds its claim on `spec` (False once another took it over)."""
+    lock = _lock_path(spec, root)
+    with _HELD_LOCK:
+        fd = _HELD.get(lock)
+        return fd is not None and _is_ours(lock, fd)
+
+
 def release(spec: RunSpec, root: str | Path | None = None) -> None:
-    """Drop our claim on `spec`."""
-    (profile_dir(spec.profile, root) / ".claims" / f"{spec.key()}.lock").unlink(missing_ok=True)
+    """Drop our claim on `spec` (a claim another process took over is left alone)."""
+    lock = _lock_path(spec, root)
+    with _HELD_LOCK:
+        fd = _HELD.pop(lock, None)
+        if fd is None:
+            return
+        ours = _is_ours(lock, fd)
+        os.close(fd)  # before the unlink: NFS keeps unlinked files that are still open (.nfsXXXX)
+        if ours:
+            lock.unlink(missing_ok=True)
+
+
+def beat() -> None:
+    """Refresh the heartbeat (mtime) of every claim this process holds."""
+    with _HELD_LOCK:
+        for fd in _HELD.values():
+            os.utime(fd)
+
+
+class Heartbeat:
+    """`with Heartbeat(): ...` refreshes this process's claims every claim_timeout()/10 seconds."""
+
+    def __init__(self, interval: float | None = None):
+        self.interval = claim_timeout() / 10 if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vml-heartbeat", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            beat()
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def journal(profile: str, event: str, key: str, root: str | Path | None = None, **extra: Any) -> None:
@@ -181,6 +368,27 @@ def journal(profile: str, event: str, key: str, root: str | Path | None = None, 
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def _failed_path(spec: RunSpec, root: str | Path | None) -> Path:
+    return profile_dir(spec.profile, root) / ".failed" / f"{spec.key()}.json"
+
+
+def mark_failed(spec: RunSpec, error: str, root: str | Path | None = None, task: str | None = None) -> None:
+    """Note that training `spec` raised `error` (one file per run: safe on NFS, unlike appends)."""
+    atomic_write_text(_failed_path(spec, root), json.dumps(
+        {"key": spec.key(), "error": error, "host": socket.gethostname(), "task": task, "time": time.time()}) + "\n")
+
+
+def clear_failed(spec: RunSpec, root: str | Path | None = None) -> None:
+    """Forget an earlier failure of `spec` (it has been trained since)."""
+    _failed_path(spec, root).unlink(missing_ok=True)
+
+
+def failures(profile: str, root: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Runs whose last attempt failed: key -> {error, host, task, time}."""
+    folder = profile_dir(profile, root) / ".failed"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
 
 
 # ---------------------------------------------------------------- reading

@@ -1,20 +1,13 @@
-"""The paper's experiments as named grids of runs, and the resumable runner that fills the store.
+"""The paper's experiments as named grids of runs (`vml.runner` trains them into the store).
 
 A study is a list of `GridItem`s (a `RunSpec` plus descriptive tags). Runs shared between studies
 are trained once: the store is keyed by the spec, not by the study.
 """
 from __future__ import annotations
 
-import json
-import os
-import statistics
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from . import store
 from .spec import PROFILES, RunSpec, profile_spec
 
 SEEDS_PAPER = 5      # the paper's S = {1, ..., 5}
@@ -212,24 +205,7 @@ def plan(names: list[str], profile: str) -> list[GridItem]:
     return list(seen.values())
 
 
-# ---------------------------------------------------------------- data availability
-
-_DATA: dict[str, Any] = {}
-
-
-def dataset_or_none(name: str) -> Any:
-    """The loaded dataset (cached per process), or None when it is not available on this machine."""
-    if name not in _DATA:
-        from .data import load_dataset
-
-        try:
-            _DATA[name] = load_dataset(name)
-        except FileNotFoundError:
-            _DATA[name] = None
-    return _DATA[name]
-
-
-# ---------------------------------------------------------------- running
+# ---------------------------------------------------------------- selecting
 
 def select_seeds(items: list[GridItem], seeds: Sequence[int] | None) -> list[GridItem]:
     """The items whose seed is in `seeds` (all items when None); a seed that no item has is an error."""
@@ -240,157 +216,3 @@ def select_seeds(items: list[GridItem], seeds: Sequence[int] | None) -> list[Gri
         if s not in have:
             raise ValueError(f"seed {s!r} is not in these studies; their seeds are {have}")
     return [i for i in items if i.spec.seed in set(seeds)]
-
-
-def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = None, quiet: bool = True,
-        limit: int | None = None, threads: int | None = None, seeds: Sequence[int] | None = None) -> int:
-    """Train every missing run of the named studies (only `seeds`, when given); returns how many
-    runs this call trained."""
-    if jobs < 1:
-        raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
-    select_seeds(plan(names, profile), seeds)  # fail before starting workers
-    if jobs > 1:
-        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds)
-    import torch
-    from tqdm import tqdm
-
-    from .train import train
-
-    if threads:
-        os.environ["VML_THREADS"] = str(threads)  # the trainer sets its thread count from this
-        torch.set_num_threads(threads)
-    todo = [i for i in select_seeds(plan(names, profile), seeds) if not store.exists(i.spec, root)]
-    done, skipped = 0, set()
-    bar = tqdm(todo, desc=f"{','.join(names)} [{profile}]", unit="run", disable=None, dynamic_ncols=True)
-    for item in bar:
-        if limit is not None and done >= limit:
-            break
-        spec = item.spec
-        data = dataset_or_none(spec.dataset)
-        if data is None:
-            skipped.add(spec.dataset)
-            continue
-        if not store.claim(spec, root):
-            continue
-        try:
-            store.journal(profile, "start", spec.key(), root)
-            ckpt = store.profile_dir(profile, root) / ".checkpoints"
-            rec = train(spec, quiet=quiet, checkpoint_dir=ckpt, keep_probs=item.keep_probs, data=data)
-            store.save(rec, root)
-            store.journal(profile, "done", spec.key(), root, wall_s=rec.wall_s)
-            done += 1
-            bar.set_postfix(acc=f"{rec.test_acc:.4f}", wall=f"{rec.wall_s:.0f}s")
-        finally:
-            store.release(spec, root)
-    for name in sorted(skipped):
-        print(f"skipped the {name} runs: no {name} data here (see `python -m vml status`)", file=sys.stderr)
-    return done
-
-
-def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None,
-                  seeds: Sequence[int] | None = None) -> int:
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    cmd = [sys.executable, "-m", "vml", "run", *names, "--profile", profile, "--threads", str(threads)]
-    if root is not None:
-        cmd += ["--root", str(root)]
-    if limit is not None:
-        cmd += ["--limit", str(limit)]
-    if seeds is not None:
-        cmd += ["--seeds", *map(str, seeds)]
-    before = sum(1 for _ in store.iter_records(profile, root))
-    env = dict(os.environ, VML_THREADS=str(threads))  # jobs x threads <= cores: no oversubscription
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise RuntimeError(f"a worker of `{' '.join(cmd[1:])}` failed with exit codes {codes}")
-    return sum(1 for _ in store.iter_records(profile, root)) - before
-
-
-def _cost_kind(spec: RunSpec) -> tuple[Any, ...]:
-    """What a run's wall time mostly depends on: network, width, precision, epochs, dataset."""
-    return (spec.model, spec.width, spec.precision, spec.epochs, spec.dataset)
-
-
-def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float]]) -> float | None:
-    """Time to train `missing`: per run, the median wall time of stored runs of its kind, else of all runs."""
-    if not walls:
-        return None
-    by_kind: dict[tuple[Any, ...], list[float]] = {}
-    for spec, w in walls:
-        by_kind.setdefault(_cost_kind(spec), []).append(w)
-    overall = statistics.median(w for _, w in walls)
-    return sum(statistics.median(by_kind[k]) if (k := _cost_kind(s)) in by_kind else overall for s in missing)
-
-
-def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
-    """Per study: runs in the grid, stored, missing, unavailable here, and an estimated time to finish."""
-    from .data import available  # looks for files only: never loads or downloads a dataset
-
-    walls = []
-    for path in store.iter_records(profile, root):
-        rec = json.loads(path.read_text())
-        if rec.get("wall_s") is not None:
-            walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"])))
-    rows = []
-    for name, study in STUDIES.items():
-        grid = study.grid(profile)
-        todo = [i.spec for i in grid if not store.exists(i.spec, root)]
-        done = len(grid) - len(todo)
-        missing = [s for s in todo if available(s.dataset)]
-        rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": done,
-                     "missing": len(missing), "unavailable": len(todo) - len(missing),
-                     "eta_s": estimate_seconds(missing, walls)})
-    return rows
-
-
-def _fmt_eta(s: float | None) -> str:
-    if s is None:
-        return "?"
-    return time.strftime("%H:%M:%S", time.gmtime(s)) if s < 86400 else f"{s / 3600:.0f} h"
-
-
-# ---------------------------------------------------------------- command line
-
-def add_cli(sub: Any) -> None:
-    """Register `run` and `status` on the `python -m vml` parser."""
-    p = sub.add_parser("run", help="train the missing runs of one or more studies (resumable)")
-    p.add_argument("studies", nargs="+", help=f"study names ({', '.join(STUDIES)}) or 'all'")
-    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
-    p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the store")
-    p.add_argument("--limit", type=int, default=None, help="stop after this many runs (per worker)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="only these seeds (e.g. `--seeds 1` for a first look at every setting)")
-    p.add_argument("--root", default=None, help="results root (default: data/results or $VML_RESULTS_DIR)")
-    p.add_argument("--verbose", action="store_true", help="a progress bar per run, not only per sweep")
-    p.set_defaults(func=_cli_run)
-    s = sub.add_parser("status", help="how many runs each study has, misses, and the time to finish")
-    s.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
-    s.add_argument("--root", default=None)
-    s.set_defaults(func=_cli_status)
-
-
-def _cli_run(args: Any) -> int:
-    names = args.studies
-    for n in names:
-        if n != "all":
-            get_study(n)
-    n = run(names, args.profile, jobs=args.jobs, root=args.root, quiet=not args.verbose, limit=args.limit,
-            threads=args.threads, seeds=args.seeds)
-    print(f"trained {n} run(s)")
-    return 0
-
-
-def _cli_status(args: Any) -> int:
-    rows = status(args.profile, args.root)
-    print(f"profile {args.profile}")
-    ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
-    print(f"{'study':<{ws}} {'paper':<{wp}} {'runs':>5} {'done':>5} {'missing':>8} {'unavail.':>8} {'eta':>9}")
-    for r in rows:
-        print(f"{r['study']:<{ws}} {r['paper']:<{wp}} {r['runs']:>5} {r['done']:>5} {r['missing']:>8} "
-              f"{r['unavailable']:>8} {_fmt_eta(r['eta_s']):>9}")
-    unavailable = sum(r["unavailable"] for r in rows)
-    if unavailable:
-        print("unavailable: runs whose dataset is not on this machine (CIFAR-100 needs the official data: "
-              "set VML_DATA_DIR or let torchvision download it, then `python -m vml run architectures`)")
-    return 0

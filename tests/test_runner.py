@@ -1,0 +1,164 @@
+"""The runner on a (simulated) cluster: submitit's local executor, SIGKILL and SIGTERM mid-run, the Slurm array."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from vml import runner, store
+from vml.cli import main
+from vml.studies import get_study
+
+STUDY = "seed-groups"  # 4 runs on the smoke profile
+
+
+def expected_keys(seeds=(1, 2)):
+    return {i.spec.key() for i in get_study(STUDY).grid("smoke") if i.spec.seed in seeds}
+
+
+def events(root, kind):
+    path = root / "smoke" / "journal.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return Counter(e["key"] for e in lines if e["event"] == kind)
+
+
+def wait_for_a_run_past_its_first_epoch(root, timeout=180):
+    """A live claim whose run has written its end-of-epoch checkpoint: a run in the middle of training."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for c in store.claims("smoke", root):
+            if (root / "smoke" / ".checkpoints" / f"{c.key}.pt").exists() and c.pid is not None:
+                return c
+        time.sleep(0.05)
+    raise AssertionError("no run reached its first checkpoint")
+
+
+def assert_every_run_stored_once_and_whole(root, seeds=(1, 2)):
+    stored = list(store.iter_records("smoke", root))
+    assert {p.stem for p in stored} == expected_keys(seeds)
+    for path in stored:
+        d = json.loads(path.read_text())
+        assert d["key"] == path.stem and "test_acc" in d
+    done = events(root, "done")
+    assert set(done) == expected_keys(seeds) and max(done.values()) == 1  # nothing trained twice
+    assert not list((root / "smoke").rglob(".*.tmp-*")) and not list((root / "smoke" / ".claims").iterdir())
+
+
+def test_local_executor_sweep_survives_a_sigkilled_task_and_trains_every_run_once(tmp_path):
+    jobs, folder, n = runner.submit([STUDY], "smoke", executor="local", root=str(tmp_path), tasks=3)
+    assert (len(jobs), n) == (3, 4) and folder.parent == tmp_path / "smoke" / ".jobs"
+    victim = wait_for_a_run_past_its_first_epoch(tmp_path)
+    os.kill(victim.pid, signal.SIGKILL)
+    errors = [j.exception() for j in jobs]
+    assert sum(e is not None for e in errors) == 1  # the killed task, and only it
+    assert not store.exists(get_spec(victim.key), tmp_path)  # no record, whole or partial
+    assert (tmp_path / "smoke" / ".checkpoints" / f"{victim.key}.pt").exists()  # resumable
+    # its claim is left behind; its owner is provably dead here, so the next submission takes it over
+    again, _, n_again = runner.submit([STUDY], "smoke", executor="local", root=str(tmp_path), tasks=3)
+    assert n_again == 4 - len(list(store.iter_records("smoke", tmp_path))) >= 1
+    assert all(j.exception() is None for j in again)
+    assert_every_run_stored_once_and_whole(tmp_path)
+    assert events(tmp_path, "start")[victim.key] == 2  # started, killed, resumed
+    assert runner.submit([STUDY], "smoke", executor="local", root=str(tmp_path))[0] == []  # nothing left
+
+
+def get_spec(key):
+    return next(i.spec for i in get_study(STUDY).grid("smoke") if i.spec.key() == key)
+
+
+def test_sigterm_stops_at_once_releases_the_claim_and_keeps_the_checkpoint(tmp_path):
+    cmd = [sys.executable, "-m", "vml", "run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--seeds", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    victim = wait_for_a_run_past_its_first_epoch(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "stopped by SIGTERM: claims released, checkpoints kept" in out
+    assert not store.exists(get_spec(victim.key), tmp_path) and not store.claims("smoke", tmp_path)
+    assert (tmp_path / "smoke" / ".checkpoints" / f"{victim.key}.pt").exists()
+    assert events(tmp_path, "stopped") == {victim.key: 1}
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert_every_run_stored_once_and_whole(tmp_path, seeds=(1,))
+
+
+@pytest.fixture
+def fake_sbatch(tmp_path, monkeypatch):
+    """An `sbatch` on PATH that keeps the script it is given and answers like Slurm."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # submitit also looks for srun, which only the batch script (never run here) calls
+    for name, body in (("sbatch", f'cp "$1" {tmp_path / "submitted.sh"}\necho "Submitted batch job 4242"'),
+                       ("srun", "exit 1")):
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return tmp_path / "submitted.sh"
+
+
+def test_slurm_submission_is_one_job_array_with_the_requested_resources(tmp_path, fake_sbatch):
+    config = tmp_path / "slurm.json"
+    config.write_text(json.dumps({"partition": "gpu", "time": 90, "gpus": 1, "cpus": 8, "mem": "32G",
+                                  "account": "proj", "qos": "normal", "setup": ["module load cuda"]}))
+    root = tmp_path / "store"
+    code = main(["run", STUDY, "--profile", "smoke", "--root", str(root), "--executor", "slurm", "--tasks", "3",
+                 "--parallel", "2", "--cpus", "16", "--slurm-config", str(config), "--jobs", "2"])
+    assert code == 0
+    sbatch = fake_sbatch.read_text()
+    lines = {line for line in sbatch.splitlines() if line.startswith("#SBATCH")}
+    folder = root.resolve() / "smoke" / ".jobs" / "%A_%a"
+    assert {"#SBATCH --array=0-2%2", "#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1",
+            "#SBATCH --cpus-per-task=16", "#SBATCH --mem=32G", "#SBATCH --account=proj", "#SBATCH --qos=normal",
+            "#SBATCH --job-name=vml-smoke", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
+            f"#SBATCH --output={folder}/%A_%a_0_log.out"} <= lines
+    assert "module load cuda" in sbatch and "srun" in sbatch
+    # the three tasks share the four missing runs, each run in exactly one task, two at a time
+    tasks = sorted((root / "smoke" / ".jobs").glob("4242_*/4242_*_submitted.pkl"))
+    assert [p.parent.name for p in tasks] == ["4242_0", "4242_1", "4242_2"]
+    import submitit
+    args = [submitit.core.utils.DelayedSubmission.load(p).args for p in tasks]
+    shares = [a[2] for a in args]
+    assert sorted(k for share in shares for k in share) == sorted(expected_keys())
+    assert [len(s) for s in shares] == [2, 1, 1] and {(a[4], a[5]) for a in args} == {(2, None)}  # Slurm's cores
+    assert {a[3] for a in args} == {str(root.resolve())}
+
+
+def test_slurm_without_sbatch_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch anywhere
+    code = main(["run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--executor", "slurm"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [
+        "--executor slurm needs Slurm's sbatch and srun on PATH (run it on the cluster's login node); "
+        "`--executor local` runs the same jobs as local processes"]
+
+
+def test_slurm_config_rejects_unknown_keys(tmp_path):
+    config = tmp_path / "slurm.json"
+    config.write_text(json.dumps({"partition": "gpu", "gres": "gpu:1"}))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['gres'\] in .*slurm.json; allowed: \['partition', "):
+        runner.load_slurm_config(config)
+    config.write_text(json.dumps({"partition": "gpu", "time": 30}))
+    assert runner.load_slurm_config(config) == runner.SlurmOptions(partition="gpu", time=30)
+
+
+def test_status_lists_claims_from_other_hosts_and_failed_runs(tmp_path, capsys):
+    specs = [i.spec for i in get_study(STUDY).grid("smoke")]
+    lock = tmp_path / "smoke" / ".claims" / f"{specs[0].key()}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": "node-7", "pid": 31, "task": "4242_1", "since": 0.0, "kernel": "x"}))
+    store.mark_failed(specs[1], "RuntimeError: CUDA out of memory", tmp_path, task="4242_2")
+    assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith(STUDY))
+    assert line.split()[-7:-1] == ["4", "0", "1", "1", "2", "0"]  # runs, done, claimed, failed, missing, unavail.
+    assert f"{specs[0].key()} live  host node-7 pid 31 task 4242_1 since 1970-01-01 00:00:00 UTC" in out
+    assert f"{specs[1].key()} host " in out and "task 4242_2" in out and "RuntimeError: CUDA out of memory" in out
+    # a submission leaves the claimed run to its owner and retries the failed one
+    assert {i.spec.key() for i in runner.submittable([STUDY], "smoke", str(tmp_path))} == {
+        s.key() for s in specs[1:]}

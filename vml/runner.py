@@ -1,0 +1,495 @@
+"""The runner: trains the missing runs of studies into the store, here or on a Slurm cluster.
+
+`run` trains in this process, or in `jobs` worker processes sharing the store. `submit` sends the
+missing runs to submitit as one job array (`slurm`), or as local processes (`local`, the same jobs
+without a cluster); every task trains its share of runs with `run` and writes into the shared store.
+Runs are claimed in the store (`vml.store.claim`), so tasks, sweeps and hosts never train a run
+twice. SIGTERM (Slurm's time limit or preemption) or SIGUSR2 (submitit's warning before the time
+limit) stop a task at once: the run it was training keeps its last end-of-epoch checkpoint, no
+partial record is written, the claim is released, and the next `run` resumes from the checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import submitit
+
+from . import store
+from .spec import PROFILES, RunSpec
+from .studies import STUDIES, GridItem, get_study, plan, select_seeds
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+
+# ---------------------------------------------------------------- data availability
+
+_DATA: dict[str, Any] = {}
+
+
+def dataset_or_none(name: str) -> Any:
+    """The loaded dataset (cached per process), or None when it is not available on this machine."""
+    if name not in _DATA:
+        from .data import load_dataset
+
+        try:
+            _DATA[name] = load_dataset(name)
+        except FileNotFoundError:
+            _DATA[name] = None
+    return _DATA[name]
+
+
+# ---------------------------------------------------------------- stopping on a signal
+
+class Stopped(Exception):
+    """Raised in the training process by SIGTERM / SIGUSR2: stop now, keep the checkpoint."""
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _on_stop_signals(handler: Any) -> Iterator[None]:
+    """Handle STOP_SIGNALS with `handler` inside the block (main thread only; handlers restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold STOP_SIGNALS back while a record is saved: it is written and journalled whole, then we stop."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+# ---------------------------------------------------------------- running here
+
+def _task_id() -> str | None:
+    """The Slurm job (array) task this process runs in, if any."""
+    env = os.environ
+    if "SLURM_ARRAY_JOB_ID" in env:
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return env.get("SLURM_JOB_ID")
+
+
+def _cores() -> int:
+    """CPU cores this process may use (Slurm's --cpus-per-task shows here, not in os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _todo(names: list[str], profile: str, seeds: Sequence[int] | None, keys: Sequence[str] | None,
+          root: str | None) -> list[GridItem]:
+    items = select_seeds(plan(names, profile), seeds)
+    if keys is not None:
+        unknown = sorted(set(keys) - {i.spec.key() for i in items})
+        if unknown:
+            raise ValueError(f"run keys {unknown} are not in the studies {names} under profile {profile!r}")
+        items = [i for i in items if i.spec.key() in set(keys)]
+    return [i for i in items if not store.exists(i.spec, root)]
+
+
+def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = None, quiet: bool = True,
+        limit: int | None = None, threads: int | None = None, seeds: Sequence[int] | None = None,
+        keys: Sequence[str] | None = None, task: str | None = None) -> int:
+    """Train every missing run of the named studies (only `seeds`, only `keys`, when given); returns
+    how many runs this call trained. `jobs` > 1: that many worker processes (on a GPU, runs at once)."""
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
+    _todo(names, profile, seeds, keys, root)  # fail before starting workers
+    task = task if task is not None else _task_id()
+    if jobs > 1:
+        return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds, keys=keys, task=task,
+                             threads=threads)
+    import torch
+    from tqdm import tqdm
+
+    from .train import train
+
+    if threads:
+        os.environ["VML_THREADS"] = str(threads)  # the trainer sets its thread count from this
+        torch.set_num_threads(threads)
+    todo = _todo(names, profile, seeds, keys, root)
+    done, skipped = 0, set()
+    bar = tqdm(todo, desc=f"{','.join(names)} [{profile}]", unit="run", disable=None, dynamic_ncols=True)
+    with store.Heartbeat(), _on_stop_signals(_raise_stopped):
+        for item in bar:
+            if limit is not None and done >= limit:
+                break
+            spec = item.spec
+            data = dataset_or_none(spec.dataset)
+            if data is None:
+                skipped.add(spec.dataset)
+                continue
+            if not store.claim(spec, root, task=task):
+                continue
+            key = spec.key()
+            try:
+                store.journal(profile, "start", key, root, task=task)
+                ckpt = store.profile_dir(profile, root) / ".checkpoints"
+                rec = train(spec, quiet=quiet, checkpoint_dir=ckpt, keep_probs=item.keep_probs, data=data)
+                if not store.holds(spec, root):  # our heartbeat stalled and another task took the run
+                    store.journal(profile, "lost", key, root, task=task)
+                    continue
+                with _signals_held():
+                    store.save(rec, root)
+                    store.clear_failed(spec, root)
+                    store.journal(profile, "done", key, root, task=task, wall_s=rec.wall_s)
+                done += 1
+                bar.set_postfix(acc=f"{rec.test_acc:.4f}", wall=f"{rec.wall_s:.0f}s")
+            except Stopped as e:
+                if not store.exists(spec, root):
+                    store.journal(profile, "stopped", key, root, task=task, reason=str(e))
+                raise
+            except Exception as e:
+                store.mark_failed(spec, f"{type(e).__name__}: {e}", root, task=task)
+                store.journal(profile, "failed", key, root, task=task, error=f"{type(e).__name__}: {e}")
+                raise
+            finally:
+                store.release(spec, root)
+    for name in sorted(skipped):
+        print(f"skipped the {name} runs: no {name} data here (see `python -m vml status`)", file=sys.stderr)
+    return done
+
+
+def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None,
+                  seeds: Sequence[int] | None = None, keys: Sequence[str] | None = None,
+                  task: str | None = None, threads: int | None = None) -> int:
+    threads = threads or max(1, _cores() // jobs)
+    cmd = [sys.executable, "-m", "vml", "run", *names, "--profile", profile, "--threads", str(threads)]
+    for flag, value in (("--root", root), ("--limit", limit), ("--task", task)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    if seeds is not None:
+        cmd += ["--seeds", *map(str, seeds)]
+    if keys is not None:
+        cmd += ["--keys", *keys]
+    before = sum(1 for _ in store.iter_records(profile, root))
+    env = dict(os.environ, VML_THREADS=str(threads))  # jobs x threads <= cores: no oversubscription
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
+    stopped: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:  # the workers stop (and release) on their own
+        stopped.append(signum)
+        for p in procs:
+            p.send_signal(signum)
+
+    with _on_stop_signals(forward):
+        codes = [p.wait() for p in procs]
+    if stopped:
+        raise Stopped(f"stopped by {signal.Signals(stopped[0]).name}")
+    if any(codes):
+        raise RuntimeError(f"a worker of `{' '.join(cmd[1:])}` failed with exit codes {codes}")
+    return sum(1 for _ in store.iter_records(profile, root)) - before
+
+
+# ---------------------------------------------------------------- running on a cluster (submitit)
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """What one task of the job array asks Slurm for (None: the cluster's default)."""
+
+    partition: str | None = None
+    time: int = 240            # minutes per task
+    gpus: int | None = None    # per task
+    cpus: int | None = None    # per task
+    mem: str | None = None     # per task, Slurm syntax: "32G"
+    account: str | None = None
+    qos: str | None = None
+    parallel: int | None = None  # tasks of the array running at once (sbatch --array=0-N%parallel)
+    setup: tuple[str, ...] = ()  # shell lines run before each task (module load ..., source venv)
+
+
+def load_slurm_config(path: str | Path) -> SlurmOptions:
+    """SlurmOptions from a JSON object whose keys are SlurmOptions' fields (unknown keys are an error)."""
+    d = json.loads(Path(path).read_text())
+    allowed = [f.name for f in fields(SlurmOptions)]
+    bad = sorted(set(d) - set(allowed))
+    if bad:
+        raise ValueError(f"unknown key(s) {bad} in {path}; allowed: {allowed}")
+    if "setup" in d:
+        d["setup"] = tuple(d["setup"])
+    return SlurmOptions(**d)
+
+
+def slurm_parameters(opts: SlurmOptions, profile: str) -> dict[str, Any]:
+    """submitit.SlurmExecutor parameters for `opts`: one node and one task per array element."""
+    p: dict[str, Any] = {"job_name": f"vml-{profile}", "time": opts.time, "nodes": 1, "ntasks_per_node": 1}
+    for name, value in (("partition", opts.partition), ("gpus_per_node", opts.gpus),
+                        ("cpus_per_task", opts.cpus), ("mem", opts.mem), ("account", opts.account),
+                        ("qos", opts.qos), ("array_parallelism", opts.parallel)):
+        if value is not None:
+            p[name] = value
+    if opts.setup:
+        p["setup"] = list(opts.setup)
+    return p
+
+
+class NoSlurm(RuntimeError):
+    """Slurm's sbatch is not on this machine."""
+
+
+def make_executor(kind: str, folder: Path, opts: SlurmOptions, profile: str) -> submitit.Executor:
+    """A submitit executor: `slurm` (needs sbatch on PATH) or `local` (the same jobs as local processes)."""
+    if kind == "slurm":
+        missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+        if missing:
+            raise NoSlurm(f"--executor slurm needs Slurm's {' and '.join(missing)} on PATH (run it on the "
+                          "cluster's login node); `--executor local` runs the same jobs as local processes")
+        ex: submitit.Executor = submitit.SlurmExecutor(folder=folder)
+        ex.update_parameters(**slurm_parameters(opts, profile))
+        return ex
+    if kind == "local":
+        ex = submitit.LocalExecutor(folder=folder)
+        ex.update_parameters(timeout_min=opts.time)
+        return ex
+    raise ValueError(f"executor {kind!r} is not allowed; use one of {list(EXECUTORS)}")
+
+
+def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: int, threads: int | None) -> int:
+    """One task of a submission: train `keys` (those still missing and unclaimed) into the store at `root`,
+    `jobs` at a time, on `threads` CPU threads in all (None: the cores Slurm gave the task)."""
+    task = submitit.JobEnvironment().job_id
+    per_worker = max(1, threads // jobs) if threads else None
+    return run(names, profile, jobs=jobs, root=root, keys=keys, task=task, threads=per_worker)
+
+
+def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
+                ) -> list[GridItem]:
+    """The runs a submission sends: not stored, no live claim, dataset present here."""
+    from .data import available  # looks for files only: never loads or downloads a dataset
+
+    live = {c.key for c in store.claims(profile, root) if not c.stale()}
+    return [i for i in _todo(names, profile, seeds, None, root)
+            if i.spec.key() not in live and available(i.spec.dataset)]
+
+
+def submit(names: list[str], profile: str, *, executor: str, root: str | None = None, tasks: int | None = None,
+           jobs: int = 1, seeds: Sequence[int] | None = None, opts: SlurmOptions = SlurmOptions(),
+           log_dir: str | Path | None = None) -> tuple[list[submitit.Job], Path, int]:
+    """Send the missing runs as one job array of `tasks` tasks (default: one per run); each trains its
+    share, `jobs` at a time. Returns the jobs, the log folder and the number of runs sent."""
+    if tasks is not None and tasks < 1:
+        raise ValueError(f"tasks={tasks!r} is not allowed; it must be an integer >= 1")
+    items = submittable(names, profile, root, seeds)
+    abs_root = str(store.results_root(root).resolve())  # the tasks may start elsewhere
+    folder = Path(log_dir) if log_dir is not None else store.profile_dir(profile, abs_root) / ".jobs"
+    folder = folder.resolve() / "%j"
+    if not items:
+        return [], folder, 0
+    n = min(tasks or len(items), len(items))
+    shares = [[i.spec.key() for i in items[t::n]] for t in range(n)]
+    ex = make_executor(executor, folder, opts, profile)
+    threads = max(1, _cores() // n) if executor == "local" else None  # local tasks share this machine's cores
+    jobs_ = ex.map_array(run_task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n)
+    return jobs_, folder, len(items)
+
+
+# ---------------------------------------------------------------- status
+
+def _cost_kind(spec: RunSpec) -> tuple[Any, ...]:
+    """What a run's wall time mostly depends on: network, width, precision, epochs, dataset."""
+    return (spec.model, spec.width, spec.precision, spec.epochs, spec.dataset)
+
+
+def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float]]) -> float | None:
+    """Time to train `missing`: per run, the median wall time of stored runs of its kind, else of all runs."""
+    if not walls:
+        return None
+    by_kind: dict[tuple[Any, ...], list[float]] = {}
+    for spec, w in walls:
+        by_kind.setdefault(_cost_kind(spec), []).append(w)
+    overall = statistics.median(w for _, w in walls)
+    return sum(statistics.median(by_kind[k]) if (k := _cost_kind(s)) in by_kind else overall for s in missing)
+
+
+def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
+    """Per study: runs in the grid, stored, claimed (live claim), failed (last attempt raised, no live
+    claim), missing (the rest, dataset here), unavailable here, and an estimated time to finish."""
+    from .data import available  # looks for files only: never loads or downloads a dataset
+
+    walls = []
+    for path in store.iter_records(profile, root):
+        rec = json.loads(path.read_text())
+        if rec.get("wall_s") is not None:
+            walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"])))
+    live = {c.key for c in store.claims(profile, root) if not c.stale()}
+    failed = set(store.failures(profile, root)) - live
+    rows = []
+    for name, study in STUDIES.items():
+        grid = study.grid(profile)
+        todo = [i.spec for i in grid if not store.exists(i.spec, root)]
+        here = [s for s in todo if available(s.dataset)]
+        claimed = [s for s in here if s.key() in live]
+        failing = [s for s in here if s.key() in failed]
+        missing = [s for s in here if s.key() not in live and s.key() not in failed]
+        rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": len(grid) - len(todo),
+                     "claimed": len(claimed), "failed": len(failing), "missing": len(missing),
+                     "unavailable": len(todo) - len(here), "eta_s": estimate_seconds(here, walls)})
+    return rows
+
+
+def _fmt_eta(s: float | None) -> str:
+    if s is None:
+        return "?"
+    return time.strftime("%H:%M:%S", time.gmtime(s)) if s < 86400 else f"{s / 3600:.0f} h"
+
+
+def _fmt_time(t: float | None) -> str:
+    return "?" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+# ---------------------------------------------------------------- command line
+
+EXECUTORS = {"inline": "this process (--jobs 1) or --jobs worker processes (the default)",
+             "processes": "--jobs worker processes on this machine",
+             "slurm": "one Slurm job array (submitit; needs sbatch)",
+             "local": "the same job array as local processes (submitit's LocalExecutor)"}
+
+
+SLURM_FLAGS = {"partition": (str, "Slurm partition"),
+               "time": (int, f"time limit per task, minutes (default {SlurmOptions.time})"),
+               "gpus": (int, "GPUs per task"), "cpus": (int, "CPUs per task"),
+               "mem": (str, "memory per task, e.g. 32G"), "account": (str, "Slurm account"),
+               "qos": (str, "Slurm quality of service"),
+               "parallel": (int, "tasks of the array running at once (default: no limit)")}
+
+
+def add_cli(sub: Any) -> None:
+    """Register `run` and `status` on the `python -m vml` parser."""
+    p = sub.add_parser("run", help="train the missing runs of one or more studies (resumable)")
+    p.add_argument("studies", nargs="+", help=f"study names ({', '.join(STUDIES)}) or 'all'")
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    p.add_argument("--executor", default="inline", choices=list(EXECUTORS),
+                   help="; ".join(f"{k}: {v}" for k, v in EXECUTORS.items()))
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes sharing the store (with slurm/local: runs at once inside each task)")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many runs (per worker)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="only these seeds (e.g. `--seeds 1` for a first look at every setting)")
+    p.add_argument("--root", default=None, help="results root (default: data/results or $VML_RESULTS_DIR)")
+    p.add_argument("--verbose", action="store_true", help="a progress bar per run, not only per sweep")
+    p.add_argument("--claim-timeout", type=float, default=None,
+                   help=f"seconds without heartbeat before a claim is stale (default $VML_CLAIM_TIMEOUT "
+                        f"or {store.CLAIM_TIMEOUT_S:.0f})")
+    g = p.add_argument_group("slurm / local executors")
+    g.add_argument("--tasks", type=int, default=None, help="tasks in the job array (default: one per run)")
+    g.add_argument("--slurm-config", default=None, help="JSON file with the options below (flags override it)")
+    g.add_argument("--log-dir", default=None, help="submitit's folder (default: <store>/.jobs)")
+    for name, (kind, text) in SLURM_FLAGS.items():
+        g.add_argument(f"--{name}", type=kind, default=None, help=text)
+    p.add_argument("--keys", nargs="+", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--task", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cli_run)
+    s = sub.add_parser("status", help="done, claimed, failed and missing runs of each study; time to finish")
+    s.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    s.add_argument("--root", default=None)
+    s.add_argument("--claim-timeout", type=float, default=None, help="as for `run`")
+    s.set_defaults(func=_cli_status)
+
+
+def _set_claim_timeout(value: float | None) -> None:
+    if value is not None:
+        if not value > 0:
+            raise ValueError(f"--claim-timeout {value!r} is not allowed; it must be a number of seconds > 0")
+        os.environ["VML_CLAIM_TIMEOUT"] = str(value)  # inherited by workers and local tasks
+    store.claim_timeout()  # a bad $VML_CLAIM_TIMEOUT fails here, before anything starts
+
+
+def _cli_run(args: Any) -> int:
+    names = args.studies
+    for n in names:
+        if n != "all":
+            get_study(n)
+    _set_claim_timeout(args.claim_timeout)
+    if args.executor in ("slurm", "local"):
+        return _cli_submit(args)
+    if args.executor == "processes" and args.jobs < 2:
+        raise ValueError(f"--executor processes needs --jobs >= 2, not {args.jobs}")
+    try:
+        n = run(names, args.profile, jobs=args.jobs, root=args.root, quiet=not args.verbose, limit=args.limit,
+                threads=args.threads, seeds=args.seeds, keys=args.keys, task=args.task)
+    except Stopped as e:
+        print(f"{e}: claims released, checkpoints kept; `python -m vml run` again resumes", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print(f"trained {n} run(s)")
+    return 0
+
+
+def _cli_submit(args: Any) -> int:
+    opts = load_slurm_config(args.slurm_config) if args.slurm_config else SlurmOptions()
+    opts = replace(opts, **{k: getattr(args, k) for k in SLURM_FLAGS if getattr(args, k) is not None})
+    try:
+        jobs, folder, n = submit(args.studies, args.profile, executor=args.executor, root=args.root,
+                                 tasks=args.tasks, jobs=args.jobs, seeds=args.seeds, opts=opts, log_dir=args.log_dir)
+    except NoSlurm as e:
+        print(e, file=sys.stderr)
+        return 2
+    if not jobs:
+        print("nothing to submit: every run is stored, claimed, or lacks its dataset here (`python -m vml status`)")
+        return 0
+    ids = sorted({j.job_id.split("_")[0] for j in jobs})  # Slurm: one array; local: one process per task
+    print(f"submitted {n} run(s) as {len(jobs)} task(s) ({args.executor} job{'s' * (len(ids) > 1)} "
+          f"{', '.join(ids)}); logs in {str(folder).replace('%j', '<job id>')}")
+    if args.executor == "slurm":
+        return 0
+    failed = [(j.job_id, e) for j in jobs if (e := j.exception()) is not None]  # waits for the local tasks
+    for job_id, e in failed:
+        print(f"task {job_id} failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cli_status(args: Any) -> int:
+    _set_claim_timeout(args.claim_timeout)
+    rows = status(args.profile, args.root)
+    print(f"profile {args.profile}")
+    ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
+    nums = ("runs", "done", "claimed", "failed", "missing", "unavailable")
+    print(f"{'study':<{ws}} {'paper':<{wp}} " + " ".join(f"{h if len(h) <= 8 else h[:7] + '.':>8}" for h in nums)
+          + f" {'eta':>9}")
+    for r in rows:
+        print(f"{r['study']:<{ws}} {r['paper']:<{wp}} " + " ".join(f"{r[h]:>8}" for h in nums)
+              + f" {_fmt_eta(r['eta_s']):>9}")
+    now = time.time()
+    found = store.claims(args.profile, args.root)
+    if found:
+        print(f"\nclaims (stale after {store.claim_timeout():.0f} s without heartbeat):")
+        for c in found:
+            print(f"  {c.key} {'stale' if c.stale(now) else 'live '} host {c.host} pid {c.pid} task {c.task} "
+                  f"since {_fmt_time(c.since)}, heartbeat {now - c.heartbeat:.0f} s ago"
+                  + (" (older version: no heartbeat)" if c.legacy else ""))
+    failed = store.failures(args.profile, args.root)
+    if failed:
+        print("\nfailed (last attempt; `python -m vml run` retries them):")
+        for key, f in failed.items():
+            print(f"  {key} host {f['host']} task {f['task']} at {_fmt_time(f['time'])}: {f['error']}")
+    if any(r["unavailable"] for r in rows):
+        print("unavailable: runs whose dataset is not on this machine (CIFAR-100 needs the official data: "
+              "set VML_DATA_DIR or let torchvision download it, then `python -m vml run architectures`)")
+    return 0
