@@ -16,17 +16,18 @@ import contextlib
 from collections import Counter
 import math
 import warnings
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from . import stats, store
-from .studies import ABLATIONS, get_study
+from . import paper, stats, store
+from .spec import BOOK_PROFILE, PROFILES
+from .studies import ABLATIONS, GridItem, REPLICATION_MODEL, VPL_WEIGHT, ablation_tag, get_study
 
 __all__ = [
-    "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "BROKEN_PP", "profile_or_default", "load", "arm_values",
+    "NO_RUNS", "TOO_FEW", "NEEDS_DATA", "BROKEN_PP", "profile_or_default", "stored_runs", "load", "arm_values",
     "compare_arms", "comparison_table", "display_table", "missing_runs", "sources_table",
     "architectures_table", "replication_table", "pool", "seed_groups_table", "kde_groups",
     "epoch_series", "reactivity_summary", "reactivity_per_seed_table", "iteration_ccf",
@@ -56,20 +57,27 @@ def _quiet():
 
 def profile_or_default(profile: str | None) -> str:
     """`profile`, or the book's profile (`VML_BOOK_PROFILE`, default "cpu")."""
-    if profile is not None:
-        return profile
-    from .book import BOOK_PROFILE
+    return BOOK_PROFILE if profile is None else profile
 
-    return BOOK_PROFILE
+
+def stored_runs(study: str, profile: str | None = None, root: Any = None, *, loss: str | None = None,
+                arrays: bool = True) -> Iterator[tuple[GridItem, dict[str, Any]]]:
+    """(grid item, record) of every stored run of `study`, in grid order (missing runs are skipped);
+    only the `loss` arm when given; `arrays` decodes predictions and series (`store.read`)."""
+    for item in get_study(study).grid(profile_or_default(profile)):
+        if (loss is None or item.spec.loss == loss) and store.exists(item.spec, root):
+            yield item, store.read(item.spec, root=root, arrays=arrays)
 
 
 def load(study: str, profile: str | None = None, root: Any = None) -> pd.DataFrame:
-    """`store.load` that returns an empty frame with the usual columns when nothing is stored yet."""
-    df = store.load(study, profile_or_default(profile), root)
-    if df.empty:
-        df = pd.DataFrame(columns=["key", "profile", "dataset", "model", "width", "loss", "vary",
-                                   "seed", "epochs", *store.SCALARS])
-    return df
+    """A tidy frame of a study's stored runs: one row per run (its spec's fields, scalars and tags);
+    empty, with the usual columns, when nothing is stored yet."""
+    rows = [{**store.row(item.spec, rec), **item.tags}
+            for item, rec in stored_runs(study, profile, root, arrays=False)]
+    if not rows:
+        return pd.DataFrame(columns=["key", "profile", "dataset", "model", "width", "loss", "vary",
+                                     "seed", "epochs", *store.SCALARS])
+    return pd.DataFrame(rows)
 
 
 def arm_values(df: pd.DataFrame, value: str = "test_acc") -> dict[str, np.ndarray]:
@@ -241,8 +249,6 @@ def _ranges(seeds: Iterable[int]) -> str:
 def sources_table(profile: str | None = None, root: Any = None, n_boot: int = 2000,
                   seed: int = 0) -> pd.DataFrame:
     """Table 1: one row per varied source (All, Init, Aug, Shuf), ours beside the paper's."""
-    from . import paper
-
     df = load("sources", profile, root)
     t = comparison_table(df, ["vary"], [(v,) for v in SOURCE_NAMES], n_boot=n_boot, seed=seed)
     p = paper.table1().set_index("source")
@@ -265,8 +271,6 @@ def architectures_table(profile: str | None = None, root: Any = None, n_boot: in
                         seed: int = 0) -> pd.DataFrame:
     """Table 2: one row per (dataset, model) of the paper, ours beside it; CIFAR-100 rows without
     stored runs say that they need the official data (the pack shipped here is CIFAR-10 only)."""
-    from . import paper
-
     profile = profile_or_default(profile)
     df = load("architectures", profile, root)
     grid = get_study("architectures").grid(profile)
@@ -290,9 +294,6 @@ def replication_table(profile: str | None = None, root: Any = None, n_boot: int 
     """Table 2's CIFAR-10 cell for `studies.REPLICATION_MODEL` three ways: seeds 1-5 (the
     `architectures` runs), the new seeds 6-10 (the `replication` study, an independent test) and all
     ten; each a Base-vs-VML row with the paper's Var. Red. and a verdict on it."""
-    from . import paper
-    from .studies import REPLICATION_MODEL
-
     profile = profile_or_default(profile)
     dataset = get_study("replication").grid(profile)[0].spec.dataset  # synthetic in `smoke`
     old = load("architectures", profile, root)
@@ -333,8 +334,6 @@ def seed_groups_table(profile: str | None = None, root: Any = None, sizes: Seque
       Var. Red. over paired draws (how far one study of size k can land from the average).
     Sizes that the stored pool cannot fill are listed with n and verdict "too few runs".
     """
-    from . import paper
-
     arms = arm_values(pool(profile, root))
     p = paper.table3().set_index("group_size")
     rows = []
@@ -379,12 +378,8 @@ def epoch_series(loss: str = "vml", profile: str | None = None, root: Any = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Epoch-level lambda_k (the epoch's mean lambda_t) and end-of-epoch test loss of the pool's
     `loss` runs: (seeds, lam (runs, epochs), test_loss (runs, epochs)), in seed order."""
-    profile = profile_or_default(profile)
     seeds, lam, tl = [], [], []
-    for item in get_study("seed-groups").grid(profile):
-        if item.spec.loss != loss or not store.exists(item.spec, root):
-            continue
-        rec = store.read(item.spec, root=root, arrays=False)
+    for item, rec in stored_runs("seed-groups", profile, root, loss=loss, arrays=False):
         seeds.append(item.spec.seed)
         lam.append([e["lambda_mean"] for e in rec["epochs"]])
         tl.append([e["test_loss"] for e in rec["epochs"]])
@@ -433,13 +428,9 @@ def iteration_ccf(loss: str = "vml", profile: str | None = None, root: Any = Non
     iterations after the warm-up (lambda_t is constant before sigma_ref latches; `skip` defaults to
     the run's warmup_steps). Returns per lag: runs, mean r over runs with a t interval, and the
     approximate white-noise band 1.96/sqrt(T) for one run's CCF."""
-    profile = profile_or_default(profile)
     per_run = []
     t_len = []
-    for item in get_study("seed-groups").grid(profile):
-        if item.spec.loss != loss or not store.exists(item.spec, root):
-            continue
-        rec = store.read(item.spec, root=root)
+    for item, rec in stored_runs("seed-groups", profile, root, loss=loss):
         lam, lo = rec["iters"]["lambda"].astype(float), rec["iters"]["loss"].astype(float)
         w = item.spec.vml.warmup_steps if skip is None else skip
         d_lam, d_loss = np.diff(lam[w:]), np.diff(lo[w:])
@@ -470,10 +461,7 @@ def iteration_ccf(loss: str = "vml", profile: str | None = None, root: Any = Non
 def _pool_arrays(loss: str, profile: str, root: Any) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Seeds, probabilities and argmax predictions of the pool's `loss` runs that kept probabilities."""
     seeds, probs, preds = [], [], []
-    for item in get_study("seed-groups").grid(profile):
-        if item.spec.loss != loss or not store.exists(item.spec, root):
-            continue
-        rec = store.read(item.spec, root=root)
+    for item, rec in stored_runs("seed-groups", profile, root, loss=loss):
         if "probs" not in rec["arrays"]:
             continue
         seeds.append(item.spec.seed)
@@ -559,8 +547,6 @@ def remedies_table(profile: str | None = None, root: Any = None, ensemble_sizes:
       `test_acc`; the interval is a paired percentile bootstrap over runs.
     - VML: the VML runs against the Base runs (independent arms, F interval).
     """
-    from . import paper
-
     profile = profile_or_default(profile)
     df = pool(profile, root)
     p4 = paper.table4().set_index("method")
@@ -633,8 +619,6 @@ def remedies_table(profile: str | None = None, root: Any = None, ensemble_sizes:
 
 
 def _profile_tta(profile: str) -> int:
-    from .spec import PROFILES
-
     return PROFILES[profile]["tta_views"]
 
 
@@ -651,8 +635,6 @@ def _resampled_ensemble_sd(probs: Sequence[np.ndarray], labels: np.ndarray, size
 
 def seed_effect_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
     """Sec. 5.5: top-k minus bottom-k mean accuracy (pp), k = n // 2 (paper: 10 of 20), per arm."""
-    from . import paper
-
     arms = arm_values(pool(profile, root))
     rows = []
     for loss, label, claim in (("base", "Base", paper.SEED_EFFECT["prior work"]),
@@ -680,8 +662,6 @@ def ablation_table(profile: str | None = None, root: Any = None) -> pd.DataFrame
     rows = []
     for prefix, (knob, values) in ABLATIONS.items():
         for value in values:
-            from .studies import ablation_tag
-
             tag = ablation_tag(prefix, value)
             a = 100 * df.loc[df["tag"] == tag].sort_values("seed")["test_acc"].to_numpy(dtype=float) \
                 if len(df) and "tag" in df else np.zeros(0)
@@ -734,8 +714,6 @@ def ablation_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     this n" unless p < 0.05; then "supported" if the paper's preferred setting has the lowest SD,
     else "not supported". A sensitivity column repeats the test without the settings that break
     training (mean more than `BROKEN_PP` below the knob's default); the verdict does not use it."""
-    from . import paper
-
     findings = paper.ablation_findings().set_index("knob")
     is_broken = broken_settings(t)
     rows = []
@@ -814,10 +792,7 @@ def churn_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
     rows = []
     for loss, label in (("base", "Base"), ("vml", "VML")):
         preds = {"preds": [], "ema_preds": [], "tta_preds": []}
-        for item in get_study("seed-groups").grid(profile):
-            if item.spec.loss != loss or not store.exists(item.spec, root):
-                continue
-            rec = store.read(item.spec, root=root)
+        for _, rec in stored_runs("seed-groups", profile, root, loss=loss):
             for k in preds:
                 preds[k].append(rec["arrays"][k])
         r = {"arm": label, "runs": len(preds["preds"])}
@@ -843,10 +818,7 @@ def noise_floor_table(profile: str | None = None, root: Any = None) -> pd.DataFr
     rows = []
     for loss, label in (("base", "Base"), ("vml", "VML")):
         correct, ds = [], None
-        for item in get_study("seed-groups").grid(profile):
-            if item.spec.loss != loss or not store.exists(item.spec, root):
-                continue
-            rec = store.read(item.spec, root=root)
+        for item, rec in stored_runs("seed-groups", profile, root, loss=loss):
             ds = item.spec.dataset
             correct.append(rec["arrays"]["preds"])
         r = {"setting": label, "runs": len(correct)}
@@ -919,8 +891,6 @@ def reactivity_table(res: stats.Reactivity | None, per_seed: pd.DataFrame,
     """Fig. 1's numbers, paper beside ours: the seed-averaged scatter r (Fisher interval) and CCF
     peak, the per-seed r at lag +1 (t interval over seeds), the share of seeds peaking at +1
     (Clopper-Pearson), and our per-iteration extension (mean r over runs at lags 0 and +1)."""
-    from . import paper
-
     P = paper.REACTIVITY
     rows = []
 
@@ -1083,8 +1053,6 @@ def _mean_row(r: pd.Series, claim: str, paper_value: str) -> dict[str, str]:
 def _reactivity_row(profile: str | None, root: Any) -> dict[str, str]:
     """Fig. 1's claim: the paper's seed-averaged CCF peak beside ours, judged on the per-seed r at
     lag +1 (a t interval over seeds; the seed-averaged series of a short run has too few epochs)."""
-    from . import paper
-
     P = paper.REACTIVITY
     res, note = reactivity_summary("vml", profile, root)
     arms = reactivity_arms_table(profile, root).set_index("arm")
@@ -1109,8 +1077,6 @@ def _reactivity_row(profile: str | None, root: Any) -> dict[str, str]:
 def headline_table(profile: str | None = None, root: Any = None, n_boot: int = 2000) -> pd.DataFrame:
     """The paper's main claims, each with its value, ours with a 95% CI (percent; F interval for a
     Var. Red., Welch for a mean change, Fisher for r) and the verdict, computed from the store."""
-    from . import paper
-
     rows: list[dict[str, str]] = []
     src = sources_table(profile, root, n_boot=n_boot).set_index("source").loc["All"]
     rows.append({"claim": "across-seed SD reduction, CIFAR-10, 5 seeds, every source varied (Table 1)",
@@ -1168,8 +1134,6 @@ def headline_summary(t: pd.DataFrame) -> str:
 def vpl_table(profile: str | None = None, root: Any = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """The `vpl` study: VML without (weight 0) and with the reconstructed VPL term, as one
     comparison row ('base' = VPL off, 'vml' = VPL on); the paper reports no number, so no claim."""
-    from .studies import VPL_WEIGHT
-
     df = load("vpl", profile, root)
     w = df["vpl_weight"] if "vpl_weight" in df else pd.Series(dtype=float)
     off = df.loc[w == 0.0, "test_acc"].to_numpy(dtype=float) * 100 if len(df) else np.zeros(0)
