@@ -92,18 +92,6 @@ def arm_values(df: pd.DataFrame, value: str = "test_acc") -> dict[str, np.ndarra
 
 # ----------------------------------------------------------------------------- Base vs VML rows
 
-def _welch_diff(b: np.ndarray, v: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """VML − Base mean difference with Welch's t interval."""
-    vb, vv = b.var(ddof=1) / b.size, v.var(ddof=1) / v.size
-    se = math.sqrt(vb + vv)
-    diff = float(v.mean() - b.mean())
-    if se == 0:
-        return diff, diff, diff
-    df = (vb + vv) ** 2 / (vb**2 / (b.size - 1) + vv**2 / (v.size - 1))
-    half = _st.t.ppf((1 + level) / 2, df) * se
-    return diff, diff - half, diff + half
-
-
 def compare_arms(base: Any, vml: Any, claimed: float | None = None, n_boot: int = 2000,
                  seed: int = 0) -> dict[str, Any]:
     """One Base-vs-VML row (values in percent): n, means, SDs, Var. Red. with its F and bootstrap
@@ -126,10 +114,10 @@ def compare_arms(base: Any, vml: Any, claimed: float | None = None, n_boot: int 
         return row
     with _quiet():
         c = stats.compare(b, v, n_boot=n_boot, seed=seed)
-    d, dl, dh = _welch_diff(b, v)
+        d = stats.mean_diff_ci(b, v)
     row.update(var_red=c.var_red_f.estimate, var_red_low=c.var_red_f.low, var_red_high=c.var_red_f.high,
                var_red_boot_low=c.var_red.low, var_red_boot_high=c.var_red.high,
-               sd_ratio=c.sd_ratio_f.estimate, mean_diff=d, mean_diff_low=dl, mean_diff_high=dh,
+               sd_ratio=c.sd_ratio_f.estimate, mean_diff=d.estimate, mean_diff_low=d.low, mean_diff_high=d.high,
                f_p=c.f_p, levene_p=c.levene_p, welch_p=c.welch_p,
                p_vml_better=c.prob_improvement.estimate)
     claim = claimed if claimed is not None and claimed > 0 else None
@@ -447,12 +435,10 @@ def iteration_ccf(loss: str = "vml", profile: str | None = None, root: Any = Non
     r = np.vstack(per_run)
     n = r.shape[0]
     m = r.mean(axis=0)
-    if n > 1:
-        half = _st.t.ppf(0.975, n - 1) * r.std(axis=0, ddof=1) / math.sqrt(n)
-    else:
-        half = np.full(m.size, np.nan)
-    return pd.DataFrame({"lag": lags, "runs": n, "mean_r": m, "low": np.maximum(m - half, -1.0),
-                         "high": np.minimum(m + half, 1.0),
+    with _quiet():  # one run: no interval (NaN)
+        ci = _st.ttest_1samp(r, 0.0, axis=0).confidence_interval(0.95)
+    return pd.DataFrame({"lag": lags, "runs": n, "mean_r": m, "low": np.maximum(ci.low, -1.0),
+                         "high": np.minimum(ci.high, 1.0),
                          "noise_band": 1.96 / math.sqrt(float(np.mean(t_len)))})
 
 
@@ -503,16 +489,6 @@ def _paired_boot_red(ref: np.ndarray, other: np.ndarray, n_boot: int, seed: int)
     if red.size == 0:  # every resample of the reference had SD 0
         return np.nan, np.nan
     return float(np.quantile(red, 0.025)), float(np.quantile(red, 0.975))
-
-
-def _f_red(ref_sd: float, ref_n: int, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Var. Red. interval from the F interval of sd/ref_sd (independent samples, normal theory)."""
-    if n < 2 or ref_n < 2 or not (ref_sd > 0):
-        return np.nan, np.nan
-    f_obs = (sd / ref_sd) ** 2
-    lo = math.sqrt(f_obs / _st.f.ppf((1 + level) / 2, n - 1, ref_n - 1))
-    hi = math.sqrt(f_obs / _st.f.ppf((1 - level) / 2, n - 1, ref_n - 1))
-    return 100 * (1 - hi), 100 * (1 - lo)
 
 
 def wall_times(profile: str | None = None, root: Any = None) -> pd.DataFrame:
@@ -575,7 +551,7 @@ def remedies_table(profile: str | None = None, root: Any = None, ensemble_sizes:
             r.update(units=int(accs.size), mean_acc=accs.mean() if accs.size else np.nan,
                      sd=accs.std(ddof=1) if accs.size > 1 else np.nan)
             r["var_red"] = 100 * (1 - r["sd"] / sd_b) if accs.size > 1 and nb > 1 else np.nan
-            r["low"], r["high"] = _f_red(sd_b, nb, r["sd"], accs.size)
+            r["low"], r["high"] = stats.var_red_interval(sd_b, nb, r["sd"], accs.size)
             r["resampled_sd"] = _resampled_ensemble_sd(probs, labels, n_ens, method, n_resample, seed) \
                 if probs and len(probs) > n_ens else np.nan
             rows.append(r)
@@ -596,7 +572,7 @@ def remedies_table(profile: str | None = None, root: Any = None, ensemble_sizes:
          "training_cost": f"{vml_cost:.2f}x (measured)" if np.isfinite(vml_cost) else "1x",
          "inference_cost": "1x"}
     r["var_red"] = 100 * (1 - r["sd"] / sd_b) if acc_v.size > 1 and nb > 1 else np.nan
-    r["low"], r["high"] = _f_red(sd_b, nb, r["sd"], acc_v.size)
+    r["low"], r["high"] = stats.var_red_interval(sd_b, nb, r["sd"], acc_v.size)
     rows.append(r)
     t = pd.DataFrame(rows)
     t["paper_var_red"] = [float(p4.loc[m, "var_red"]) if m in p4.index else np.nan for m in t["paper_method"]]
@@ -672,7 +648,7 @@ def ablation_table(profile: str | None = None, root: Any = None) -> pd.DataFrame
                 r["sd_low"], r["sd_high"] = stats.sd_ci(a)
             sd_ref = ref.std(ddof=1) if ref.size > 1 else np.nan
             r["var_red"] = 100 * (1 - r["sd"] / sd_ref) if a.size > 1 and ref.size > 1 else np.nan
-            r["var_red_low"], r["var_red_high"] = _f_red(sd_ref, ref.size, r["sd"], a.size)
+            r["var_red_low"], r["var_red_high"] = stats.var_red_interval(sd_ref, ref.size, r["sd"], a.size)
             rows.append(r)
     t = pd.DataFrame(rows)
     t["front"] = False
@@ -750,12 +726,10 @@ def sd_ci_table(sizes: Sequence[int] = (5, 10, 20, 25), level: float = 0.95) -> 
     multiples of the observed ratio, for n runs per arm."""
     rows = []
     for n in sizes:
-        d = n - 1
-        rows.append({"n per arm": n,
-                     "SD low (x SD)": math.sqrt(d / _st.chi2.ppf((1 + level) / 2, d)),
-                     "SD high (x SD)": math.sqrt(d / _st.chi2.ppf((1 - level) / 2, d)),
-                     "ratio low (x ratio)": math.sqrt(1 / _st.f.ppf((1 + level) / 2, d, d)),
-                     "ratio high (x ratio)": math.sqrt(1 / _st.f.ppf((1 - level) / 2, d, d))})
+        sd_low, sd_high = stats.sd_interval(1.0, n, level)
+        ratio_low, ratio_high = stats.sd_ratio_interval(1.0, n, n, level)
+        rows.append({"n per arm": n, "SD low (x SD)": sd_low, "SD high (x SD)": sd_high,
+                     "ratio low (x ratio)": ratio_low, "ratio high (x ratio)": ratio_high})
     return pd.DataFrame(rows)
 
 
@@ -870,20 +844,13 @@ def display_remedies(t: pd.DataFrame, part: str = "all") -> pd.DataFrame:
     return _part(out, part, ["mean acc %", "SD pp", "SD resampled pp", "training", "inference"], shared=["units"])
 
 
-def _fisher_ci(r: float, n: int) -> tuple[float, float]:
-    if not np.isfinite(r) or n <= 3 or abs(r) >= 1:
-        return np.nan, np.nan
-    z, half = math.atanh(r), 1.959963984540054 / math.sqrt(n - 3)
-    return math.tanh(z - half), math.tanh(z + half)
-
-
-def _mean_ci(a: np.ndarray, lo: float = -1.0, hi: float = 1.0) -> tuple[float, float, float]:
-    """Mean of the finite values with its t interval, clipped to [lo, hi] (correlations by default)."""
+def _mean_r_ci(a: np.ndarray) -> tuple[float, float, float]:
+    """Mean of the finite correlations with its t interval, clipped to [-1, 1]."""
     a = a[np.isfinite(a)]
     if a.size < 2:
         return (float(a.mean()) if a.size else np.nan), np.nan, np.nan
-    half = _st.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
-    return float(a.mean()), max(lo, float(a.mean() - half)), min(hi, float(a.mean() + half))
+    lo, hi = stats.mean_ci(a)
+    return float(a.mean()), max(-1.0, lo), min(1.0, hi)
 
 
 def reactivity_table(res: stats.Reactivity | None, per_seed: pd.DataFrame,
@@ -909,7 +876,7 @@ def reactivity_table(res: stats.Reactivity | None, per_seed: pd.DataFrame,
         add("r of the lead-1 scatter (seed-averaged)", P["r"], np.nan, np.nan, np.nan, P["r"],
             note=NO_RUNS if note == NO_RUNS else "cannot be computed: too few epochs")
     else:
-        lo, hi = _fisher_ci(res.slope, res.n)
+        lo, hi = stats.fisher_ci(res.slope, res.n)
         add(f"r of the lead-1 scatter (seed-averaged; n = {res.n} pairs)", P["r"], res.slope, lo, hi, P["r"])
         add("two-sided p of that slope", P["p"], res.p, np.nan, np.nan, None, note="–")
         rows[-1]["ours"] = f"{res.p:.2g}"
@@ -918,7 +885,7 @@ def reactivity_table(res: stats.Reactivity | None, per_seed: pd.DataFrame,
             note="matches" if res.tau_star == P["tau_star"] else "differs")
         add("r at τ* (seed-averaged)", P["r_tau_star"], res.r_star, np.nan, np.nan, None, note="–")
     r1 = per_seed["r_lag1"].to_numpy(dtype=float) if len(per_seed) else np.zeros(0)
-    m, lo, hi = _mean_ci(r1)
+    m, lo, hi = _mean_r_ci(r1)
     add(f"mean per-seed r at τ = +1 ({int(np.isfinite(r1).sum())} seeds)", P["r_tau_star"], m, lo, hi,
         P["r_tau_star"], note="" if r1.size else (NO_RUNS if note == NO_RUNS else
                                                    "cannot be computed: too few epochs"))
@@ -960,7 +927,7 @@ def reactivity_arms_table(profile: str | None = None, root: Any = None) -> pd.Da
     rows = []
     for loss, label in (("vml", "VML"), ("base", "Base (control)")):
         t = reactivity_per_seed_table(loss, profile, root)
-        m, lo, hi = _mean_ci(t["r_lag1"].to_numpy(dtype=float)) if len(t) else (np.nan, np.nan, np.nan)
+        m, lo, hi = _mean_r_ci(t["r_lag1"].to_numpy(dtype=float)) if len(t) else (np.nan, np.nan, np.nan)
         rows.append({"arm": label, "runs": len(t), "mean r at +1": m, "low": lo, "high": hi,
                      "peak at +1": f"{int((t['tau_star'] == 1).sum())}/{len(t)}"})
     return pd.DataFrame(rows)
