@@ -25,6 +25,7 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "
 CHROMEDRIVER = shutil.which("chromedriver")
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(not built(), reason="the book is not built: run `make book` (or `make test`, which builds it)"),
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH: install Debian's chromium (`make browser`)"),
     pytest.mark.skipif(CHROMEDRIVER is None,

@@ -8,8 +8,14 @@ import pytest
 
 from book_pages import HTML, broken_links, built, chapters, parse
 
-pytestmark = pytest.mark.skipif(not built(), reason="the book is not built: run `make book` "
-                                                    "(or `make test`, which builds it)")
+pytestmark = pytest.mark.slow  # needs the built book, which `make test` builds first
+
+
+@pytest.fixture(autouse=True, scope="module")
+def book_is_built():
+    # fail, not skip: a missing build is exactly what these tests are there to catch
+    if not built():
+        pytest.fail("the book is not built: run `make book` (`make test` builds it before the tests)")
 
 PAGES = sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts) if HTML.exists() else []
 

@@ -100,8 +100,9 @@ def test_huber_continuity_and_slope_at_threshold():
     d = 0.2
     for sign in (1.0, -1.0):
         inside = torch.tensor(sign * d, dtype=torch.float64, requires_grad=True)
-        assert float(huber(inside.detach(), d)) == pytest.approx(0.5 * d * d / d)          # quadratic piece
-        assert float(abs(inside.detach()) - 0.5 * d) == pytest.approx(0.5 * d)              # linear piece
+        assert float(huber(inside.detach(), d)) == pytest.approx(0.1)                    # ½Δ at |u| = Δ
+        assert float(huber(torch.tensor(sign * 0.1, dtype=torch.float64), d)) == pytest.approx(0.025)  # ½·0.01/0.2
+        assert float(huber(torch.tensor(sign * 0.5, dtype=torch.float64), d)) == pytest.approx(0.4)    # 0.5 − 0.1
         huber(inside, d).backward()
         assert float(inside.grad) == pytest.approx(sign)                           # slope ±1 at |u| = Δ
         for offset in (1e-7, -1e-7):  # both sides: values and slopes meet at the joint

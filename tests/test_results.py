@@ -1,6 +1,7 @@
 """vml.results on a small fake store written in tmp_path: tables checked against hand-computed values."""
-import json
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,28 +15,55 @@ N_TEST = 8
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype=np.int64)
 
 
+@dataclass
+class Record:
+    """The fields of a `vml.train.RunRecord` that `store.save` reads: a stored run without training."""
+
+    spec: Any
+    scalars: dict
+    preds: np.ndarray
+    probs: np.ndarray | None
+    iters: dict
+    labels: np.ndarray = field(default_factory=lambda: LABELS)
+
+    @property
+    def ema_preds(self):
+        return self.preds
+
+    @property
+    def tta_preds(self):
+        return self.preds
+
+    def to_json_dict(self):
+        return self.scalars
+
+
 def write_record(root, spec, test_acc, *, ema_acc=None, tta_acc=None, wall_s=10.0, epochs=None,
                  iters=None, preds=None, probs=None):
-    """A record in the store's format (what `store.save` writes), without training anything."""
-    enc = store.encode_array
-    preds = np.asarray(preds if preds is not None else LABELS, dtype=np.int64)
-    arrays = {"preds": enc(preds), "ema_preds": enc(preds), "tta_preds": enc(preds)}
-    if probs is not None:
-        arrays["probs_u8"] = enc(store.quantize_probs(probs))
+    """Store one run through `store.save`, as a sweep would, with the given scalars and arrays."""
+    scalars = {"test_acc": test_acc, "test_loss": 1.0, "ema_acc": test_acc if ema_acc is None else ema_acc,
+               "tta_acc": test_acc if tta_acc is None else tta_acc, "tta_views": 2, "wall_s": wall_s,
+               "epochs": epochs or []}
     iters = iters or {"loss": np.zeros(4), "lambda": np.zeros(4), "delta": np.zeros(4), "sigma": np.zeros(4)}
-    rec = {"key": spec.key(), "spec": spec.to_dict(), "test_acc": test_acc, "test_loss": 1.0,
-           "ema_acc": test_acc if ema_acc is None else ema_acc,
-           "tta_acc": test_acc if tta_acc is None else tta_acc, "tta_views": 2, "wall_s": wall_s,
-           "epochs": epochs or [], "arrays": arrays,
-           "iters": {k: enc(np.asarray(v, dtype=np.float32)) for k, v in iters.items()}}
-    store.atomic_write_text(store.record_path(spec, root), json.dumps(rec))
-    lab = store.profile_dir(spec.profile, root) / "labels" / f"{spec.dataset}.json"
-    if not lab.exists():
-        store.atomic_write_text(lab, json.dumps({"dataset": spec.dataset, "sha": "x", "labels": enc(LABELS)}))
+    preds = np.asarray(preds if preds is not None else LABELS, dtype=np.int64)
+    store.save(Record(spec, scalars, preds, probs, iters), root)
 
 
 def pool_specs(loss):
     return {i.spec.seed: i.spec for i in get_study("seed-groups").grid(PROFILE) if i.spec.loss == loss}
+
+
+def test_load_returns_tidy_rows_for_a_study(tmp_path):
+    grid = get_study("sources").grid("smoke")
+    for item in grid[:3]:
+        write_record(tmp_path, item.spec, 0.25 + item.spec.seed / 100, wall_s=1.5)
+    df = results.load("sources", "smoke", root=tmp_path)
+    assert list(zip(df["loss"], df["vary"], df["seed"], df["test_acc"])) == [
+        ("base", "all", 1, 0.26), ("vml", "all", 1, 0.26), ("base", "all", 2, 0.27)]  # grid order
+    assert list(df["key"]) == [i.spec.key() for i in grid[:3]] and (df["wall_s"] == 1.5).all()
+    assert list(df["tta_views"]) == [2, 2, 2] and df["ema_acc"].equals(df["test_acc"])
+    empty = results.load("sources", "smoke", root=tmp_path / "empty")  # same columns, no rows
+    assert empty.empty and list(empty.columns) == list(df.columns)  # (sources has no tags)
 
 
 def test_compare_arms_by_hand():
@@ -220,9 +248,11 @@ def test_ablation_table_and_verdicts(tmp_path):
 
 def test_seed_chapter_tables():
     ci = results.sd_ci_table((5, 20)).set_index("n per arm")
-    from scipy import stats as st
-    assert ci.loc[5, "SD high (x SD)"] == pytest.approx(math.sqrt(4 / st.chi2.ppf(0.025, 4)))
-    assert ci.loc[20, "ratio low (x ratio)"] == pytest.approx(1 / math.sqrt(st.f.ppf(0.975, 19, 19)))
+    # printed table quantiles: chi2_{0.025}(4) = 0.4844, chi2_{0.975}(4) = 11.143, F_{0.975}(19, 19) = 2.5265
+    assert ci.loc[5, "SD high (x SD)"] == pytest.approx(math.sqrt(4 / 0.4844), rel=1e-4)   # 2.874
+    assert ci.loc[5, "SD low (x SD)"] == pytest.approx(math.sqrt(4 / 11.143), rel=1e-4)    # 0.599
+    assert ci.loc[20, "ratio low (x ratio)"] == pytest.approx(1 / math.sqrt(2.5265), rel=1e-4)  # 0.629
+    assert ci.loc[20, "ratio high (x ratio)"] == pytest.approx(math.sqrt(2.5265), rel=1e-4)
     p = results.power_table((0.67,)).iloc[0]
     assert 0 < p["power n=5"] < p["power n=20"] < 1 and p["seeds for 80%"] > 20
 

@@ -418,3 +418,17 @@ def test_max_seed_effect_is_reached_by_two_point_values_and_never_exceeded():
         assert stats.seed_effect_size(x) <= stats.max_seed_effect(x.std(ddof=1), 20) + 1e-12
     with pytest.raises(ValueError, match="n=5 is not allowed; the top and bottom halves need an even n"):
         stats.max_seed_effect(1.0, 5)
+
+
+def test_fisher_welch_and_summary_intervals_by_hand():
+    # Fisher z: atanh(0.5) = 0.5493, ± 1.96/sqrt(25) = 0.392 -> tanh(0.1573), tanh(0.9413)
+    assert stats.fisher_ci(0.5, 28) == pytest.approx((0.1560, 0.7358), abs=1e-4)
+    assert all(np.isnan(stats.fisher_ci(0.5, 3))) and all(np.isnan(stats.fisher_ci(1.0, 30)))
+    # Welch: means 2 and 5, variances 1 and 1 (n = 3 each): se = sqrt(2/3), df = 4, t_0.975(4) = 2.7764
+    d = stats.mean_diff_ci([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert d.estimate == 3.0 and (d.low, d.high) == pytest.approx((3 - 2.7764 * 0.8165, 3 + 2.7764 * 0.8165), abs=1e-3)
+    assert stats.mean_diff_ci([1.0, 1.0], [2.0, 2.0]) == stats.Estimate(1.0, 1.0, 1.0, 0.95)
+    # Var. Red. from summaries: equal SDs with (4, 4) df give 100·(1 − sqrt(F quantiles)); F_0.975(4, 4) = 9.6045
+    lo, hi = stats.var_red_interval(1.0, 5, 1.0, 5)
+    assert (lo, hi) == pytest.approx((100 * (1 - math.sqrt(9.6045)), 100 * (1 - 1 / math.sqrt(9.6045))), abs=1e-3)
+    assert all(np.isnan(stats.var_red_interval(1.0, 1, 1.0, 5)))

@@ -1,4 +1,4 @@
-"""The results store: atomic records, array codec, claims, provenance, tidy loading."""
+"""The results store: atomic records, array codec, claims, provenance."""
 import json
 import os
 from dataclasses import dataclass, field
@@ -86,18 +86,6 @@ def test_claims_are_exclusive_and_stale_claims_are_taken_over(tmp_path):
     store.release(spec, tmp_path)
     store.save(FakeRecord(spec), tmp_path)
     assert not store.claim(spec, tmp_path)  # already done
-
-
-def test_load_returns_tidy_rows_for_a_study(tmp_path):
-    from vml.studies import get_study
-    grid = get_study("sources").grid("smoke")
-    for item in grid[:3]:
-        store.save(FakeRecord(item.spec, test_acc=0.25 + item.spec.seed / 100), tmp_path)
-    df = store.load("sources", "smoke", root=tmp_path)
-    assert len(df) == 3
-    for col in ("loss", "model", "dataset", "vary", "seed", "test_acc", "ema_acc", "tta_acc", "wall_s"):
-        assert col in df.columns
-    assert set(df["loss"]) <= {"base", "vml"}
 
 
 def test_spec_key_is_stable_and_distinguishes_specs():

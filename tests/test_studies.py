@@ -12,7 +12,7 @@ def test_cpu_grid_sizes_match_the_paper_designs():
     assert sizes["architectures"] == 2 * 4 * 2 * 5  # datasets x models x loss x seeds (Table 2)
     assert sizes["seed-groups"] == 2 * 20          # the 20-seed pool (Table 3)
     assert sizes["comparison"] == 40 and sizes["reactivity"] == 20
-    assert sizes["ablations"] == sum(len(v) for _, v in ABLATIONS.values()) * 5
+    assert sizes["ablations"] == (4 + 4 + 4 + 4 + 5) * 5  # Fig. 3: 4 values of α, β, Δ, W; 5 of λ_base
     assert sizes["replication"] == 2 * 5            # loss x new seeds 6-10 (ours)
     assert all(len(ABLATIONS[k][1]) >= 4 for k in ABLATIONS)
 

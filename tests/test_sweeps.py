@@ -12,6 +12,8 @@ import pytest
 from vml import store
 from vml.studies import get_study
 
+pytestmark = pytest.mark.slow  # each test trains a sweep in subprocesses
+
 STUDY = "seed-groups"  # 4 runs on the smoke profile
 
 

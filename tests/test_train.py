@@ -59,6 +59,7 @@ def base_pair(smoke):
     return run(smoke.replace(seed=1)), run(smoke.replace(seed=1))
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_same_spec_gives_bitwise_identical_weights_and_record(base_pair):
     (a, la), (b, lb) = base_pair
     assert_same_record(a, b)
@@ -66,6 +67,7 @@ def test_same_spec_gives_bitwise_identical_weights_and_record(base_pair):
         assert all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_smoke_learns_and_record_is_complete(base_pair, smoke):
     rec = base_pair[0][0]
     assert rec.test_acc > 0.9 and rec.tta_acc > 0.9
@@ -90,6 +92,7 @@ def test_smoke_learns_and_record_is_complete(base_pair, smoke):
     assert "test acc" in rec.summary()
 
 
+@pytest.mark.slow  # trains on the smoke profile
 @pytest.mark.parametrize("vary", ["init", "aug", "shuf", "all"])
 def test_vary_changes_only_its_own_source(smoke, vary):
     (_, a), (_, b) = run(smoke.replace(seed=1, vary=vary, epochs=1)), run(smoke.replace(seed=2, vary=vary, epochs=1))
@@ -110,11 +113,13 @@ def test_generators_are_independent_streams(smoke):
     assert not torch.equal(a, b) and not torch.equal(b, c)
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_base_seed_sets_the_fixed_sources(smoke):
     (_, a), (_, b) = run(smoke.replace(seed=1, vary="init", epochs=1)), run(smoke.replace(seed=1, vary="init", base_seed=9, epochs=1))
     assert torch.equal(a["init"], b["init"]) and not torch.equal(a["epochs"][0][0], b["epochs"][0][0])
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_observer_never_touches_the_gradient_of_base_runs(smoke, base_pair):
     ref = base_pair[0][0]
     other = train(smoke.replace(seed=1, vml={"lambda_base": 1.0, "warmup_steps": 3, "alpha": 0.5}))
@@ -122,6 +127,7 @@ def test_observer_never_touches_the_gradient_of_base_runs(smoke, base_pair):
     assert not np.array_equal(other.iters["lambda"], ref.iters["lambda"])
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_vml_changes_training_and_logs_the_controller(smoke, base_pair):
     ref = base_pair[0][0]
     spec = smoke.replace(seed=1, loss="vml", vml={"warmup_steps": 5, "lambda_base": 1.0})
@@ -133,6 +139,7 @@ def test_vml_changes_training_and_logs_the_controller(smoke, base_pair):
     assert np.all(lam[:5] == np.float32(1.0)) and lam[5:].std() > 0  # latched after the warmup
 
 
+@pytest.mark.slow  # trains on the smoke profile
 @pytest.mark.parametrize("stop", [1, 2])
 def test_resume_after_any_epoch_is_bitwise_identical(tmp_path, smoke, stop):
     spec = smoke.replace(seed=4, epochs=3, loss="vml", vml={"warmup_steps": 10})
@@ -145,6 +152,7 @@ def test_resume_after_any_epoch_is_bitwise_identical(tmp_path, smoke, stop):
     assert not ckpt.exists()
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_keep_probs_and_data_argument(smoke):
     ds = vdata.synthetic(n_train=256, n_test=64, num_classes=3, seed=1)
     rec = train(smoke.replace(epochs=1), data=ds, keep_probs=True)
@@ -165,6 +173,7 @@ def test_lr_schedule_and_tta_views():
         tta_views_list(19)
 
 
+@pytest.mark.slow  # trains on the smoke profile
 def test_cli_train_json(capsys):
     from vml.cli import main
 

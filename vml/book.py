@@ -4,21 +4,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import matplotlib
+import numpy as np
 import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from . import plots, results, runner, store, studies
+from .spec import BOOK_PROFILE
 
 __all__ = ["setup", "BOOK_PROFILE", "progress", "fill"]
 
-# the results store the book reads (`data/results/<profile>/`); VML_BOOK_PROFILE overrides it
-BOOK_PROFILE = os.environ.get("VML_BOOK_PROFILE", "cpu")
 
 
 def setup(seed: int = 0) -> None:
     """Make a notebook deterministic and its output tidy: seeded torch with deterministic algorithms,
     figures as PNG, pandas tables without index noise. Call once, in the first cell."""
-    import matplotlib
-    import numpy as np
-    import torch
-
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -27,11 +29,11 @@ def setup(seed: int = 0) -> None:
     pd.set_option("display.width", 120)
     matplotlib.rcParams["savefig.dpi"] = 110
     try:  # inside IPython: PNG figures, no 'Figure' text reprs
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: only inside a notebook kernel
 
         ip = get_ipython()
         if ip is not None:
-            from matplotlib_inline.backend_inline import set_matplotlib_formats
+            from matplotlib_inline.backend_inline import set_matplotlib_formats  # optional: IPython's backend
 
             set_matplotlib_formats("png")
     except ImportError:  # plain Python: nothing to configure
@@ -40,12 +42,9 @@ def setup(seed: int = 0) -> None:
 
 def progress(study: str, profile: str | None = None, root: Any = None) -> pd.DataFrame:
     """How many runs of `study` the store holds for `profile`, per loss arm (cheap: file checks only)."""
-    from . import store
-    from .studies import get_study
-
     profile = profile or BOOK_PROFILE
     rows: dict[str, dict[str, int]] = {}
-    for item in get_study(study).grid(profile):
+    for item in studies.get_study(study).grid(profile):
         r = rows.setdefault(item.spec.loss, {"runs": 0, "stored": 0})
         r["runs"] += 1
         r["stored"] += int(store.exists(item.spec, root))
@@ -53,8 +52,8 @@ def progress(study: str, profile: str | None = None, root: Any = None) -> pd.Dat
     return df
 
 
-def fill(*studies: str, profile: str | None = None, root: Any = None) -> int:
-    """Train the missing runs of `studies` when $VML_BOOK_TRAIN is 1, else do nothing; returns the runs trained.
+def fill(*names: str, profile: str | None = None, root: Any = None) -> int:
+    """Train the missing runs of the studies `names` when $VML_BOOK_TRAIN is 1, else do nothing; returns the runs trained.
 
     Off by default: a build then only reads the committed store (minutes), where filling an empty
     store means hours of training (`VML_BOOK_TRAIN=1 make book`, resumable like `python -m vml run`).
@@ -64,19 +63,13 @@ def fill(*studies: str, profile: str | None = None, root: Any = None) -> int:
         raise ValueError(f"VML_BOOK_TRAIN={flag!r} is not allowed; use 1 (train missing runs) or 0 (read only)")
     if flag == "0":
         return 0
-    from .runner import run
-
-    return run(list(studies), profile or BOOK_PROFILE, root=root)
+    return runner.run(list(names), profile or BOOK_PROFILE, root=root)
 
 
 # ----------------------------------------------------------------------------- results chapters (4-10)
 
 def epoch_figure(curves: dict[str, Any], losses: dict[str, Any]) -> Any:
     """Chapter 4: epoch-level lambda_k (left) and end-of-epoch test loss (right), mean ± SD over seeds."""
-    from matplotlib.figure import Figure
-
-    from . import plots
-
     fig = Figure(figsize=(9.6, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     plots.plot_learning_curves({k: v for k, v in curves.items() if len(v)}, ylabel=r"$\lambda_k$", ax=left)
@@ -88,10 +81,6 @@ def epoch_figure(curves: dict[str, Any], losses: dict[str, Any]) -> Any:
 
 def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
     """Chapter 4 (our extension): mean per-iteration CCF over runs with its 95% interval, per arm."""
-    from matplotlib.figure import Figure
-
-    from . import plots
-
     fig = Figure(figsize=(5.6, 3.4), layout="constrained")
     ax = fig.subplots()
     for i, (label, t) in enumerate(tables.items()):
@@ -103,8 +92,6 @@ def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
                     fmt="o", ms=4, capsize=2, color=c, label=f"{label} ({int(t['runs'].iloc[0])} runs)")
         ax.axhspan(-t["noise_band"].iloc[0], t["noise_band"].iloc[0], color="grey", alpha=0.12, lw=0)
     ax.axhline(0, color="black", lw=0.8)
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(r"lag $\tau$ (iterations; $\tau>0$: $\Delta\lambda_t$ leads)")
     ax.set_ylabel(r"mean $r_\tau$ over runs")
@@ -119,8 +106,6 @@ def pareto_figure(table: pd.DataFrame, base_sd: float | None = None, base_mean: 
     (the pool's Base seeds 1-5) drawn as a grey cross in every panel. Settings that break training
     (`results.broken_settings`) would squash their panel into one corner: they are left out and named
     in the panel's title instead."""
-    from . import plots, results
-
     broken = results.broken_settings(table)
     ok = table[(table["n"] > 1) & ~broken]
     defaults = list(ok.loc[ok["default"], "tag"])

@@ -187,7 +187,7 @@ def _missing_message(name: str, root: Path, pack_only: bool = False) -> str:
 
 def load_torchvision(name: str, root: str | os.PathLike) -> Dataset:
     """The official CIFAR-10/100 through torchvision (download=True; verified by its checksums)."""
-    import torchvision
+    import torchvision  # heavy, and only needed for the official archive: imported on use
 
     cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
     splits = {}
@@ -210,7 +210,7 @@ def _sha256(path: Path) -> str:
 
 
 def _decode_split(z, split: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # Pillow: only to decode a pack once (then the cache is read), imported on use
 
     raw, off = z[f"{split}_bytes"].tobytes(), z[f"{split}_offsets"]
     out = np.empty((len(off) - 1, 32, 32, 3), dtype=np.uint8)

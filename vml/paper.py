@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["table1", "table2", "table3", "table4", "table5", "reactivity", "headline", "ablation_findings",
+__all__ = ["table1", "table2", "table3", "table4", "table5", "reactivity", "ablation_findings",
            "seed_claims", "REACTIVITY", "SEED_EFFECT", "ALL_TABLES"]
 
 # Fig. 1 and Sec. 5.1: CCF peak and standardized scatter, CIFAR-10 / ResNet-14
@@ -75,19 +75,6 @@ def reactivity() -> pd.DataFrame:
                         columns=["quantity", "paper"])
 
 
-def headline() -> pd.DataFrame:
-    """The paper's main claims in one table (from the abstract, Tables 1-4 and Sec. 5.5)."""
-    return pd.DataFrame([
-        ("Across-seed SD reduction, CIFAR-10/100 x 4 networks (Table 2; abstract: 33-75 %)", "29.7-74.4 %"),
-        ("Across-seed SD reduction, CIFAR-10 / ResNet-14, 5 seeds (Table 1)", "33.3 %"),
-        ("Mean accuracy change, CIFAR-10 / ResNet-14 (Table 1)", "-0.07 pp"),
-        ("SD reduction with 20 seeds (Table 3)", "3.0 %"),
-        ("Controller leads test loss: CCF peak lag, r (Fig. 1)", "+1 epoch, 0.44"),
-        ("Extra training / inference cost (Table 4)", "none (1x / 1x)"),
-        ("Seed effect size, top-10 vs bottom-10 of 20 seeds (Sec. 5.5)", "0.85 -> 0.63"),
-    ], columns=["claim", "paper"])
-
-
 def ablation_findings() -> pd.DataFrame:
     """Appendix B.2 / Fig. 3: the paper's qualitative finding for each ablated knob (paraphrased)."""
     return pd.DataFrame([
@@ -110,5 +97,5 @@ def seed_claims() -> pd.DataFrame:
 
 
 ALL_TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
-              "reactivity": reactivity, "headline": headline, "ablation_findings": ablation_findings,
+              "reactivity": reactivity, "ablation_findings": ablation_findings,
               "seed_claims": seed_claims}

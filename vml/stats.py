@@ -19,7 +19,8 @@ from scipy import stats as _st
 
 __all__ = [
     "Estimate", "Summary", "Comparison", "Reactivity",
-    "summary", "summarize", "mean_ci", "sd_ci", "sd_ratio_ci", "var_reduction",
+    "summary", "summarize", "mean_ci", "sd_interval", "sd_ci", "fisher_ci", "sd_ratio_interval", "sd_ratio_ci",
+    "var_red_interval", "mean_diff_ci", "var_reduction",
     "bootstrap_sd_ratio", "prob_improvement", "compare", "verdict", "equivalence_verdict",
     "f_test", "levene", "brown_forsythe", "bartlett_summary", "welch",
     "seed_group_draws", "seed_groups",
@@ -165,21 +166,31 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
 # ----------------------------------------------------------------------------- one group
 
 def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval for the mean."""
+    """Student-t interval for the mean (scipy's one-sample t-test)."""
     a, level = _values(values), _level(level)
-    n, m, s = a.size, a.mean(), a.std(ddof=1)
-    half = _st.t.ppf((1 + level) / 2, n - 1) * s / math.sqrt(n)
-    return float(m - half), float(m + half)
+    ci = _st.ttest_1samp(a, 0.0).confidence_interval(level)
+    return float(ci.low), float(ci.high)
+
+
+def sd_interval(var: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Chi-square interval for the SD from a sample variance (ddof=1) of n values, exact for normal data."""
+    df = n - 1
+    ss = df * var
+    return math.sqrt(ss / _st.chi2.ppf((1 + level) / 2, df)), math.sqrt(ss / _st.chi2.ppf((1 - level) / 2, df))
 
 
 def sd_ci(values: Any, level: float = 0.95) -> tuple[float, float]:
     """Chi-square interval for the SD (ddof=1), exact for normal data."""
     a, level = _values(values), _level(level)
-    df = a.size - 1
-    ss = df * a.var(ddof=1)
-    lo = math.sqrt(ss / _st.chi2.ppf((1 + level) / 2, df))
-    hi = math.sqrt(ss / _st.chi2.ppf((1 - level) / 2, df))
-    return lo, hi
+    return sd_interval(a.var(ddof=1), a.size, level)
+
+
+def fisher_ci(r: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Fisher-z interval of a Pearson r from n pairs; NaN when it is undefined (n <= 3, |r| = 1)."""
+    if not np.isfinite(r) or n <= 3 or abs(r) >= 1:
+        return np.nan, np.nan
+    z, half = math.atanh(r), _st.norm.ppf((1 + _level(level)) / 2) / math.sqrt(n - 3)
+    return math.tanh(z - half), math.tanh(z + half)
 
 
 def summary(values: Any, level: float = 0.95) -> Summary:
@@ -242,14 +253,39 @@ def bootstrap_sd_ratio(base: Any, vml: Any, n_boot: int = 10_000, seed: int = 0,
             Estimate(var_reduction(1.0, ratio), var_reduction(1.0, hi), var_reduction(1.0, lo), level))
 
 
+def sd_ratio_interval(f_obs: float, n_vml: int, n_base: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact F interval (normal data) of SD_VML/SD_Base from the observed variance ratio
+    F_obs = var_VML/var_Base and the two arms' sizes: sqrt(F_obs / F quantiles)."""
+    d_v, d_b = n_vml - 1, n_base - 1
+    return (math.sqrt(f_obs / _st.f.ppf((1 + level) / 2, d_v, d_b)),
+            math.sqrt(f_obs / _st.f.ppf((1 - level) / 2, d_v, d_b)))
+
+
 def sd_ratio_ci(base: Any, vml: Any, level: float = 0.95) -> Estimate:
     """SD_VML/SD_Base with the exact F interval (normal data): sqrt(F_obs / F quantiles)."""
     b, v, level = _values(base, "base"), _values(vml, "vml"), _level(level)
     f_obs = v.var(ddof=1) / b.var(ddof=1)
-    d_v, d_b = v.size - 1, b.size - 1
-    lo = math.sqrt(f_obs / _st.f.ppf((1 + level) / 2, d_v, d_b))
-    hi = math.sqrt(f_obs / _st.f.ppf((1 - level) / 2, d_v, d_b))
-    return Estimate(math.sqrt(f_obs), lo, hi, level)
+    return Estimate(math.sqrt(f_obs), *sd_ratio_interval(f_obs, v.size, b.size, level), level)
+
+
+def var_red_interval(sd_base: float, n_base: int, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Var. Red. (%) interval of an SD against a reference SD, from summaries: the F interval of
+    sd/sd_base (independent samples, normal theory); NaN when either has fewer than 2 values."""
+    if n < 2 or n_base < 2 or not (sd_base > 0):
+        return np.nan, np.nan
+    lo, hi = sd_ratio_interval((sd / sd_base) ** 2, n, n_base, level)
+    return 100 * (1 - hi), 100 * (1 - lo)
+
+
+def mean_diff_ci(base: Any, vml: Any, level: float = 0.95) -> Estimate:
+    """VML − Base difference of means with Welch's t interval (scipy's `ttest_ind`, unequal
+    variances); zero width when neither arm has any spread."""
+    b, v, level = _values(base, "base"), _values(vml, "vml"), _level(level)
+    d = float(v.mean() - b.mean())
+    if b.var(ddof=1) + v.var(ddof=1) == 0:
+        return Estimate(d, d, d, level)
+    ci = _st.ttest_ind(v, b, equal_var=False).confidence_interval(level)
+    return Estimate(d, float(ci.low), float(ci.high), level)
 
 
 def f_test(base: Any, vml: Any) -> tuple[float, float]:

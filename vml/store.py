@@ -438,18 +438,3 @@ def row(spec: RunSpec, rec: dict[str, Any]) -> dict[str, Any]:
     r.update({k: rec.get(k) for k in SCALARS})
     return r
 
-
-def load(study: str, profile: str = "cpu", root: str | Path | None = None):
-    """A tidy DataFrame of a study's stored runs: one row per run (missing runs are absent)."""
-    import pandas as pd
-
-    from .studies import get_study
-
-    rows = []
-    for item in get_study(study).grid(profile):
-        path = record_path(item.spec, root)
-        if not path.exists():
-            continue
-        rec = json.loads(path.read_text())
-        rows.append({**row(item.spec, rec), **item.tags})
-    return pd.DataFrame(rows)

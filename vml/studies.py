@@ -8,24 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .spec import PROFILES, RunSpec, profile_spec
+from .spec import ARCH_SETTINGS, ARCHITECTURES, PROFILES, RunSpec, profile_spec  # noqa: F401 (re-exported)
 
 SEEDS_PAPER = 5      # the paper's S = {1, ..., 5}
 SEEDS_POOL = 20      # the 20-seed CIFAR-10 pool of Table 3 / Table 4 / Fig. 1
 SMOKE_SEEDS = 2      # the smoke profile shrinks every grid to keep tests fast
-
-# Architectures (Table 2) at each profile's widths: settings that differ from the profile's own.
-ARCHITECTURES = ("resnet14", "vgg16", "shufflenetv2", "mobilenetv2")
-ARCH_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {m: dict(width=0.25) for m in ARCHITECTURES},
-    # the cpu profile's lr 0.8 + Nesterov was tuned for fastnet; the four networks train with the
-    # paper's optimiser (lr 0.4, plain momentum) and one warm-up epoch, at widths that fit ~3 min here
-    "cpu": {m: dict(width=w, lr=0.4, nesterov=False, warmup_epochs=1.0, **extra) for m, w, extra in (
-        ("resnet14", 0.25, {}), ("vgg16", 0.25, {}), ("shufflenetv2", 0.25, {"precision": "fp32"}),
-        ("mobilenetv2", 0.125, {}))},
-    "gpu": {m: dict(width=1.0) for m in ARCHITECTURES},
-    "paper": {m: dict(width=1.0) for m in ARCHITECTURES},
-}
 
 # Ablations (Fig. 3): one knob at a time around Table 5; the tag style is the paper's (SLA005: α = 0.05).
 ABLATIONS: dict[str, tuple[str, tuple[float, ...]]] = {

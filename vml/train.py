@@ -49,12 +49,15 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuB
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
+from . import __version__
 from . import data as vdata
 from . import models
 from .loss import StableLossController, VarianceMinimizerLoss
-from .spec import PROFILES, RunSpec, profile_spec
+from .spec import ARCH_SETTINGS, PROFILES, RunSpec, profile_spec
 
 __all__ = ["RunSpec", "RunRecord", "train", "profile_spec", "PROFILES", "add_cli", "tta_views_list",
            "source_seed", "make_generators", "epoch_plan"]
@@ -224,9 +227,6 @@ def machine_info() -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    from . import __version__
-    import torchvision
-
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "numpy": np.__version__, "vml": __version__}
 
@@ -386,7 +386,6 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
 
     bar = None
     if not quiet:
-        from tqdm.auto import tqdm
         bar = tqdm(total=total, initial=start_epoch * steps, desc=f"{spec.model} {spec.loss} seed {spec.seed}",
                    unit="it", leave=False, file=sys.stderr, dynamic_ncols=True)
     last_logits = None
@@ -493,7 +492,7 @@ def add_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="protocol (default: cpu)")
     p.add_argument("--model", default=None, choices=models.MODELS, help="network (default: the profile's)")
     p.add_argument("--width", type=float, default=None,
-                   help="width multiplier (default: the profile's width for the model, vml.studies.ARCH_SETTINGS)")
+                   help="width multiplier (default: the profile's width for the model, vml.spec.ARCH_SETTINGS)")
     p.add_argument("--loss", default="base", choices=["base", "vml"], help="base (cross-entropy) or vml")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vary", default="all", choices=["all", "init", "aug", "shuf"],
@@ -516,11 +515,7 @@ def _cli_train(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("model", "width", "dataset", "epochs", "batch_size", "lr",
                                                 "label_smoothing", "precision") if getattr(args, k) is not None}
     if args.model is not None and args.width is None:  # the profile's width for this architecture
-        try:
-            from .studies import ARCH_SETTINGS
-            overrides = {**ARCH_SETTINGS.get(args.profile, {}).get(args.model, {}), **overrides}
-        except ImportError:
-            pass
+        overrides = {**ARCH_SETTINGS.get(args.profile, {}).get(args.model, {}), **overrides}
     spec = profile_spec(args.profile, loss=args.loss, seed=args.seed, vary=args.vary, **overrides)
     record = train(spec, device=args.device, quiet=args.quiet, checkpoint_dir=args.checkpoint_dir)
     print(record.summary())

@@ -1,0 +1,16 @@
+"""The analysis layer: store records in, the chapters' tables out. One module per chapter
+(`tables` for Tables 1-2, `reactivity`, `seed_groups`, `remedies`, `ablations`, `seeds`), the
+shared loading and comparison (`common`), the reader's views (`display`) and the headline.
+
+Loading and aggregation for the book's results chapters (4-10): store records in, tidy tables out.
+
+Every function takes a `profile` (default: `vml.book.BOOK_PROFILE`) and an optional store `root`
+and works on a *partial* store: settings with too few runs come back with NaN statistics and a
+verdict that says so, never an error. Accuracies are fractions in the store; every table here
+reports them in percent (SDs in percentage points), like the paper. Randomised steps (bootstrap,
+seed-group draws, resampled ensembles) take an explicit `seed`.
+
+The CI behind each verdict is the exact F interval for the SD ratio (normal theory): with 5 runs
+per arm a percentile bootstrap of an SD ratio is too narrow (it cannot see beyond the 5 values it
+resamples), so the bootstrap interval is reported beside it but does not decide the verdict.
+"""

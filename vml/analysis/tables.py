@@ -1,0 +1,68 @@
+"""Tables 1 and 2 (chapters 5 and 6): sources of randomness, architectures, and the replication."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import paper
+from ..studies import REPLICATION_MODEL, get_study
+from .common import DATASET_NAMES, MODEL_NAMES, NEEDS_DATA, SOURCE_NAMES, arm_values, compare_arms, comparison_table, load, profile_or_default
+
+
+def sources_table(profile: str | None = None, root: Any = None, n_boot: int = 2000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Table 1: one row per varied source (All, Init, Aug, Shuf), ours beside the paper's."""
+    p = paper.table1().set_index("source")
+    t = comparison_table(load("sources", profile, root), ["vary"], [(v,) for v in SOURCE_NAMES],
+                         [p.loc[name] for name in SOURCE_NAMES.values()], n_boot=n_boot, seed=seed)
+    t.insert(0, "source", [SOURCE_NAMES[v] for v in t["vary"]])
+    return t.drop(columns="vary")
+
+
+def architectures_table(profile: str | None = None, root: Any = None, n_boot: int = 2000,
+                        seed: int = 0) -> pd.DataFrame:
+    """Table 2: one row per (dataset, model) of the paper, ours beside it; CIFAR-100 rows without
+    stored runs say that they need the official data (the pack shipped here is CIFAR-10 only)."""
+    profile = profile_or_default(profile)
+    df = load("architectures", profile, root)
+    grid = get_study("architectures").grid(profile)
+    settings = list(dict.fromkeys((i.spec.dataset, i.spec.model) for i in grid))
+    p = paper.table2().set_index(["dataset", "model"])
+    names = [(DATASET_NAMES.get(d, d), MODEL_NAMES.get(m, m)) for d, m in settings]
+    t = comparison_table(df, ["dataset", "model"], settings, [p.loc[k] if k in p.index else None for k in names],
+                         n_boot=n_boot, seed=seed)
+    t.insert(0, "Dataset", [d for d, _ in names])
+    t.insert(1, "Model", [m for _, m in names])
+    for i, r in t.iterrows():  # from the store alone, not from this machine's data: outputs stay stable
+        if r["n_base"] + r["n_vml"] == 0 and r["dataset"] == "cifar100":
+            t.loc[i, "verdict"] = NEEDS_DATA
+    return t.drop(columns=["dataset", "model"])
+
+
+def replication_table(profile: str | None = None, root: Any = None, n_boot: int = 2000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Table 2's CIFAR-10 cell for `studies.REPLICATION_MODEL` three ways: seeds 1-5 (the
+    `architectures` runs), the new seeds 6-10 (the `replication` study, an independent test) and all
+    ten; each a Base-vs-VML row with the paper's Var. Red. and a verdict on it."""
+    profile = profile_or_default(profile)
+    dataset = get_study("replication").grid(profile)[0].spec.dataset  # synthetic in `smoke`
+    old = load("architectures", profile, root)
+    if len(old):
+        old = old[(old["model"] == REPLICATION_MODEL) & (old["dataset"] == dataset)]
+    new = load("replication", profile, root)
+    p = paper.table2().set_index(["dataset", "model"])
+    key = (DATASET_NAMES.get(dataset, dataset), MODEL_NAMES.get(REPLICATION_MODEL, REPLICATION_MODEL))
+    claimed = float(p.loc[key, "var_red"]) if key in p.index else np.nan
+    first = [i.spec.seed for i in get_study("architectures").grid(profile) if i.spec.model == REPLICATION_MODEL]
+    fresh = [i.spec.seed for i in get_study("replication").grid(profile)]
+    a, b = f"{min(first)}-{max(first)}", f"{min(fresh)}-{max(fresh)}"
+    rows = []
+    for label, df in ((f"seeds {a} (Table 2)", old), (f"seeds {b} (new)", new),
+                      (f"seeds {a} and {b}", pd.concat([old, new]))):
+        arms = arm_values(df)
+        row = compare_arms(arms["base"], arms["vml"], None if np.isnan(claimed) else claimed,
+                           n_boot=n_boot, seed=seed)
+        rows.append({"runs": label, "paper_var_red": claimed, **row})
+    return pd.DataFrame(rows).set_index("runs")
