@@ -1,11 +1,12 @@
-"""vml.decisive: the pre-registered design's power arithmetic and reading rule."""
+"""vml.analysis.decisive: the pre-registered design's power arithmetic and reading rule."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from vml import decisive, stats
+from vml import stats
+from vml.analysis import decisive
 from vml.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 

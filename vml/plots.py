@@ -339,7 +339,7 @@ def plot_noise_floor(df: pd.DataFrame, label: str = "setting", observed: str = "
 
 @_styled
 def plot_controller_effect(runs: pd.DataFrame, title: str = "") -> Figure:
-    """Two panels from `decisive.controller_runs`: the gradient factor 1 + w·λ·ψ(δ) per epoch (arm mean
+    """Two panels from `analysis.decisive.controller_runs`: the gradient factor 1 + w·λ·ψ(δ) per epoch (arm mean
     of each run's mean, with the arms' mean 5-95% range of steps), and σ_ref per seed."""
     fig, (ax_f, ax_s) = _fig_axes(2, width=4.6)
     epochs = sorted(int(c.rsplit("_e", 1)[1]) for c in runs.columns if c.startswith("factor_mean_e"))

@@ -1,5 +1,5 @@
 """The analysis layer: store records in, the chapters' tables out. One module per chapter
-(`tables` for Tables 1-2, `reactivity`, `seed_groups`, `remedies`, `ablations`, `seeds`), the
+(`tables` for Tables 1-2, `decisive` for the decisive test, `reactivity`, `seed_groups`, `remedies`, `ablations`, `seeds`), the
 shared loading and comparison (`common`), the reader's views (`display`) and the headline.
 
 Loading and aggregation for the book's results chapters (4-10): store records in, tidy tables out.
@@ -10,7 +10,8 @@ verdict that says so, never an error. Accuracies are fractions in the store; eve
 reports them in percent (SDs in percentage points), like the paper. Randomised steps (bootstrap,
 seed-group draws, resampled ensembles) take an explicit `seed`.
 
-The CI behind each verdict is the exact F interval for the SD ratio (normal theory): with 5 runs
-per arm a percentile bootstrap of an SD ratio is too narrow (it cannot see beyond the 5 values it
-resamples), so the bootstrap interval is reported beside it but does not decide the verdict.
+The CI behind each verdict of chapters 4-10 is the exact F interval for the SD ratio (normal theory);
+the percentile bootstrap is reported beside it. The F interval is exact for normal accuracies but too
+narrow when a few seeds lie far out (heavier tails), where the bootstrap keeps its coverage better
+(`decisive.interval_coverage`, chapter 7b): where the two verdicts differ, the tables say so.
 """

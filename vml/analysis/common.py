@@ -96,7 +96,33 @@ def compare_arms(base: Any, vml: Any, claimed: float | None = None, n_boot: int 
                p_vml_better=c.prob_improvement.estimate)
     claim = claimed if claimed is not None and claimed > 0 else None
     row["verdict"] = stats.verdict(c.var_red_f.low, c.var_red_f.high, claim)
+    row["robust_verdict"] = stats.verdict(c.var_red.low, c.var_red.high, claim)  # the bootstrap interval's
     return row
+
+
+def spread_parts(study: str, by: Sequence[str], profile: str | None = None, root: Any = None) -> dict[tuple, dict]:
+    """Per setting (the values of the spec fields `by`, then the loss) with at least 2 stored runs: the
+    test-set noise floor (independent errors) and the distribution-level SD, in pp (chapter 10)."""
+    groups: dict[tuple, tuple[str, list[np.ndarray]]] = {}
+    for item, rec in stored_runs(study, profile, root):
+        key = tuple(getattr(item.spec, f) for f in by) + (item.spec.loss,)
+        groups.setdefault(key, (item.spec.dataset, []))[1].append(rec["arrays"]["preds"])
+    out = {}
+    for key, (dataset, preds) in groups.items():
+        if len(preds) >= 2:
+            y = store.labels(profile_or_default(profile), dataset, root)
+            tv = stats.test_set_variance(np.stack(preds) == y[None, :])
+            out[key] = {"floor": 100 * tv["independent_sd"], "dist_sd": 100 * tv["distribution_sd"]}
+    return out
+
+
+def add_spread_parts(t: pd.DataFrame, parts: dict[tuple, dict], by: Sequence[str]) -> pd.DataFrame:
+    """`t` (one row per setting, with the `by` columns) with each arm's floor and distribution-level SD."""
+    for loss in ("base", "vml"):
+        for part in ("floor", "dist_sd"):
+            t[f"{loss}_{part}"] = [parts.get((*(r[c] for c in by), loss), {}).get(part, np.nan)
+                                   for _, r in t.iterrows()]
+    return t
 
 
 PAPER_COLUMNS = ("base_acc", "base_sd", "vml_acc", "vml_sd", "var_red")  # of `paper.table1`-`table3`

@@ -46,15 +46,24 @@ def display_table(t: pd.DataFrame, labels: Sequence[str], part: str = "all") -> 
     out["ours Base"] = [_pm(m, s) for m, s in zip(t["base_mean"], t["base_sd"])]
     out["paper VML"] = [_pm(m, s) for m, s in zip(t["paper_vml_acc"], t["paper_vml_sd"])]
     out["ours VML"] = [_pm(m, s) for m, s in zip(t["vml_mean"], t["vml_sd"])]
+    if "base_floor" in t:  # chapter 10: the observed SD is the noise floor plus the seeds' own spread
+        for arm, label in (("base", "Base"), ("vml", "VML")):
+            out[f"{label} floor / dist. SD"] = [f"{a:.2f}\u00a0/\u00a0{b:.2f}" if np.isfinite(a) else "–"
+                                                for a, b in zip(t[f"{arm}_floor"], t[f"{arm}_dist_sd"])]
     out["paper Var.Red. %"] = [f"{x:.1f}" if np.isfinite(x) else "–" for x in t["paper_var_red"]]
     out["ours Var.Red. %"] = [f"{x:.1f}" if np.isfinite(x) else "–" for x in t["var_red"]]
     out["95% CI (F)"] = [_ci(a, b) for a, b in zip(t["var_red_low"], t["var_red_high"])]
+    if "var_red_boot_low" in t:
+        out["95% CI (bootstrap)"] = [_ci(a, b) for a, b in zip(t["var_red_boot_low"], t["var_red_boot_high"])]
     out["Δ mean pp [95% CI]"] = [
         f"{d:+.2f}\u00a0{_ci(a, b, 2)}" if np.isfinite(d) else "–"
         for d, a, b in zip(t["mean_diff"], t["mean_diff_low"], t["mean_diff_high"])]
-    out["verdict"] = t["verdict"]
+    robust = t["robust_verdict"] if "robust_verdict" in t else t["verdict"]
+    out["verdict"] = [v if r == v or not isinstance(r, str) else f"{v} (bootstrap: {r})"
+                      for v, r in zip(t["verdict"], robust)]
     out = out.set_index(list(labels))
-    return _part(out, part, ["paper Base", "ours Base", "paper VML", "ours VML"], shared=["n (B/V)"])
+    return _part(out, part, ["paper Base", "ours Base", "paper VML", "ours VML", "Base floor / dist. SD",
+                             "VML floor / dist. SD"], shared=["n (B/V)"])
 
 
 def ablation_display(t: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,8 @@ import pandas as pd
 
 from .. import paper
 from ..studies import REPLICATION_MODEL, get_study
-from .common import DATASET_NAMES, MODEL_NAMES, NEEDS_DATA, SOURCE_NAMES, arm_values, compare_arms, comparison_table, load, profile_or_default
+from .common import (DATASET_NAMES, MODEL_NAMES, NEEDS_DATA, SOURCE_NAMES, add_spread_parts, arm_values, compare_arms,
+                     comparison_table, load, profile_or_default, spread_parts)
 
 
 def sources_table(profile: str | None = None, root: Any = None, n_boot: int = 2000,
@@ -17,6 +18,7 @@ def sources_table(profile: str | None = None, root: Any = None, n_boot: int = 20
     p = paper.table1().set_index("source")
     t = comparison_table(load("sources", profile, root), ["vary"], [(v,) for v in SOURCE_NAMES],
                          [p.loc[name] for name in SOURCE_NAMES.values()], n_boot=n_boot, seed=seed)
+    t = add_spread_parts(t, spread_parts("sources", ["vary"], profile, root), ["vary"])
     t.insert(0, "source", [SOURCE_NAMES[v] for v in t["vary"]])
     return t.drop(columns="vary")
 
@@ -33,6 +35,7 @@ def architectures_table(profile: str | None = None, root: Any = None, n_boot: in
     names = [(DATASET_NAMES.get(d, d), MODEL_NAMES.get(m, m)) for d, m in settings]
     t = comparison_table(df, ["dataset", "model"], settings, [p.loc[k] if k in p.index else None for k in names],
                          n_boot=n_boot, seed=seed)
+    t = add_spread_parts(t, spread_parts("architectures", ["dataset", "model"], profile, root), ["dataset", "model"])
     t.insert(0, "Dataset", [d for d, _ in names])
     t.insert(1, "Model", [m for _, m in names])
     for i, r in t.iterrows():  # from the store alone, not from this machine's data: outputs stay stable

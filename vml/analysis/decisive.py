@@ -21,8 +21,9 @@ import pandas as pd
 from scipy import optimize
 from statsmodels.stats.multitest import multipletests
 
-from . import paper, stats, store
-from .studies import (POWERED_N_LONG, POWERED_N_SHORT, SMALL_N, get_study)
+from .. import paper, stats, store
+from ..studies import POWERED_N_LONG, POWERED_N_SHORT, SMALL_N, get_study
+from .common import stored_runs
 
 ALPHA = 0.05   # family-wise, Holm across the three primary tests
 POWER = 0.8
@@ -97,9 +98,9 @@ def read_primary(p_adjusted: float, sd_base: float, sd_vml: float, var_red_high:
 
 def _arm_values(study: str, arm: str, profile: str, root: Any = None) -> dict[str, np.ndarray]:
     out: dict[str, list[float]] = {"base": [], "vml": []}
-    for item in get_study(study).grid(profile):
-        if item.tags.get("arm") == arm and store.exists(item.spec, root):
-            out[item.spec.loss].append(100 * store.read(item.spec, root=root, arrays=False)["test_acc"])
+    for item, rec in stored_runs(study, profile, root, arrays=False):
+        if item.tags.get("arm") == arm:
+            out[item.spec.loss].append(100 * rec["test_acc"])
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -165,8 +166,7 @@ def budget_hours(profile: str = "cpu", root: Any = None) -> float:
 # ----------------------------------------------------------------------------- what VML does
 
 def _runs(study: str, profile: str, root: Any, arm: str | None = None) -> list[tuple[Any, dict[str, Any], dict]]:
-    return [(i.spec, store.read(i.spec, root=root), i.tags) for i in get_study(study).grid(profile)
-            if (arm is None or i.tags.get("arm") == arm) and store.exists(i.spec, root)]
+    return [(i.spec, rec, i.tags) for i, rec in stored_runs(study, profile, root) if arm is None or i.tags.get("arm") == arm]
 
 
 def gradient_factor(lam: np.ndarray, delta: np.ndarray, threshold: float, w_vml: float = 1.0) -> np.ndarray:
