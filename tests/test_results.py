@@ -1,11 +1,13 @@
 """vml.results on a small fake store written in tmp_path: tables checked against hand-computed values."""
 import math
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from vml import studies, results, store
 from vml.studies import get_study
@@ -325,7 +327,7 @@ def test_headline_table_from_fake_store(tmp_path):
     for spec, acc in ((base[1], 0.80), (base[2], 0.82), (vml[1], 0.80), (vml[2], 0.81)):
         write_record(tmp_path, spec, acc)
     t = results.headline_table(PROFILE, tmp_path, n_boot=200)
-    assert len(t) == 10 and list(t.columns) == ["paper", "ours [95% CI]", "verdict"]
+    assert len(t) == 10 and list(t.columns) == ["paper", "ours [95% CI]", "verdict", "p [Holm]"]
     rows = list(t.index)
     sd1, mean1, arch10, arch100, sd20, claim20, mean20, react, cost, effect = (t.loc[r] for r in rows)
     # SDs 1.414 vs 0.707: Var. Red. 50%, (1, 1) df, so no verdict but inconclusive is possible
@@ -338,9 +340,17 @@ def test_headline_table_from_fake_store(tmp_path):
     assert sd20["verdict"] == "too few runs (need 20 per arm)" and mean20["ours [95% CI]"] == "–"
     assert claim20["verdict"] == sd20["verdict"]
     assert react["verdict"].startswith("cannot be computed") and cost["paper"] == "1× / 1×"
+    assert cost["verdict"] == results.NO_RUNS  # no step-cost measurement under this root
     assert effect["ours [95% CI]"].startswith("2.00 → 1.00 pp")
-    assert results.headline_summary(t) == ("Of the paper's 10 headline claims, on our runs so far: 1 supported, "
-                                           "0 not supported, 2 inconclusive, 7 without a verdict yet.")
+    # Holm over the two rows with a test: F (var 0.5 vs 2, (1, 1) df) and Welch; the larger p stays
+    p_f = 2 * min(st.f.cdf(0.25, 1, 1), st.f.sf(0.25, 1, 1))
+    p_w = st.ttest_ind([80.0, 82.0], [80.0, 81.0], equal_var=False).pvalue
+    lo, hi = sorted((p_f, p_w))
+    adj = {lo: min(1, 2 * lo), hi: max(min(1, 2 * lo), hi)}
+    assert sd1["p [Holm]"] == f"{p_f:.2g}\u00a0[{adj[p_f]:.2g}]" and mean1["p [Holm]"] == f"{p_w:.2g}\u00a0[{adj[p_w]:.2g}]"
+    assert (t["p [Holm]"].iloc[2:] == "–").all()
+    assert results.headline_summary(t) == ("Of the paper's 10 headline claims, on our runs so far: 0 supported, "
+                                           "0 not supported, 2 inconclusive, 8 without a verdict yet.")
 
 
 def test_headline_table_on_an_empty_store(tmp_path):
@@ -392,7 +402,7 @@ def test_architectures_headline_row_gives_each_network_its_n():
                       "n_vml": [4, 1], "verdict": ["inconclusive at this n", results.TOO_FEW]})
     row = results._architectures_row(t, "CIFAR-10", "29.7–74.4%")
     assert row["ours [95% CI]"] == "ResNet-14 22%\u00a0[-140,\u00a075] (n = 5/4) (1 of 2 networks)"
-    assert row["verdict"] == "so far: 1× inconclusive at this n"
+    assert row["verdict"] == "so far: 1× inconclusive at this n (combination rule written after seeing these runs)"
 
 
 def test_a_claim_for_every_network_falls_with_one_network():
@@ -422,3 +432,14 @@ def test_replication_table_rows_from_both_studies(tmp_path):
     assert np.isnan(both["paper_var_red"])  # smoke data is synthetic: no paper number to test
     empty = results.replication_table(PROFILE, tmp_path / "empty")
     assert (empty["verdict"] == results.NO_RUNS).all()
+
+
+@pytest.mark.parametrize("low, high, verdict", [(0.99, 1.015, "supported"), (1.03, 1.05, "not supported"),
+                                                (1.0, 1.04, "inconclusive at this n")])
+def test_step_cost_row_judges_the_interval_against_two_percent(tmp_path, low, high, verdict):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "loss_overhead.json").write_text(json.dumps(
+        {"ratio_median": (low + high) / 2, "ratio_low": low, "ratio_high": high, "machine": {"cpu": "Some CPU"}}))
+    row = results.headline_table(PROFILE, tmp_path, n_boot=200).iloc[8]
+    assert row["verdict"] == f"{verdict} (step within 2%)"
+    assert row["ours [95% CI]"].startswith(f"training step {(low + high) / 2:.3f}× CE\u00a0[{low:.3f},\u00a0{high:.3f}] (Some CPU)")

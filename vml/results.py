@@ -20,7 +20,7 @@ from .analysis.ablations import (DEFAULT_TAGS, PREFERRED, ablation_table, BROKEN
                                  broken_settings, ablation_verdicts, vpl_table)  # noqa: F401
 from .analysis.seeds import (sd_ci_table, power_table, seed_table, churn_table,
                              noise_floor_table)  # noqa: F401
-from .analysis.headline import (MEAN_MARGIN_PP, STEP_COST, combine_verdicts, headline_table,
+from .analysis.headline import (MEAN_MARGIN_PP, combine_verdicts, step_cost, headline_table,
                                 headline_summary, _architectures_row)  # noqa: F401
 
 __all__ = [
@@ -33,6 +33,6 @@ __all__ = [
     "epoch_table", "reactivity_arms_table", "ensemble_accuracies", "wall_times", "remedies_table",
     "seed_effect_table", "DEFAULT_TAGS", "PREFERRED", "ablation_table", "BROKEN_PP",
     "broken_settings", "ablation_verdicts", "vpl_table", "sd_ci_table", "power_table",
-    "seed_table", "churn_table", "noise_floor_table", "MEAN_MARGIN_PP", "STEP_COST",
+    "seed_table", "churn_table", "noise_floor_table", "MEAN_MARGIN_PP", "step_cost",
     "combine_verdicts", "headline_table", "headline_summary",
 ]
