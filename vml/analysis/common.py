@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -29,6 +30,19 @@ def _quiet():
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+STEP_COST_TARGET = 1.02  # "no extra cost": a VML training step within 2% of a CE step
+# written by `python benchmarks/loss_overhead.py --out data/results/benchmarks/loss_overhead.json`: the
+# one measurement of the step cost, under the results root
+STEP_COST_FILE = ("benchmarks", "loss_overhead.json")
+
+
+def step_cost(root: Any = None) -> dict[str, Any] | None:
+    """The committed step-cost measurement (ratio VML/CE with its 95% interval), or None."""
+    path = store.results_root(root).joinpath(*STEP_COST_FILE)
+    return json.loads(path.read_text()) if path.exists() else None
+
 
 
 def profile_or_default(profile: str | None) -> str:

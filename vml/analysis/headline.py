@@ -1,7 +1,6 @@
 """The introduction's headline: the paper's main claims, each with ours and a verdict."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
@@ -11,7 +10,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from .. import paper, stats, store
-from .common import NEEDS_DATA, NO_RUNS, stored_runs
+from .common import NEEDS_DATA, NO_RUNS, STEP_COST_TARGET, step_cost, stored_runs
 from .display import _ci
 from .tables import architectures_table, replication_table, sources_table
 from .seed_groups import seed_groups_table
@@ -19,20 +18,8 @@ from .reactivity import epoch_series, reactivity_arms_table, reactivity_summary
 from .remedies import seed_effect_table
 
 
-MEAN_MARGIN_PP = 0.5  # "mean accuracy unchanged" is supported when the 95% CI of the change lies in ±0.5 pp
-STEP_COST_TARGET = 1.02  # "no extra cost": a VML training step within 2% of a CE step
-# written by `python benchmarks/loss_overhead.py --out data/results/benchmarks/loss_overhead.json`: the
-# one measurement of the step cost, under the results root
-STEP_COST_FILE = ("benchmarks", "loss_overhead.json")
 FIG1_MAX_LATCH_SHARE = 0.15  # Fig. 1 is testable when σ_ref latches within the first 15% of the run
-
-
-def step_cost(root: Any = None) -> dict[str, Any] | None:
-    """The committed step-cost measurement (ratio VML/CE with its 95% interval), or None."""
-    path = store.results_root(root).joinpath(*STEP_COST_FILE)
-    return json.loads(path.read_text()) if path.exists() else None
-
-
+MEAN_MARGIN_PP = 0.5  # "mean accuracy unchanged" is supported when the 95% CI of the change lies in ±0.5 pp
 def _cost_row(t4: pd.Series, root: Any = None) -> dict[str, str]:
     m = step_cost(root)
     paper_cost = f"{t4['training_cost']} / {t4['inference_cost']}".replace("x", "×")
