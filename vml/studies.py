@@ -5,7 +5,6 @@ are trained once: the store is keyed by the spec, not by the study.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -248,6 +247,10 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     runs this call trained."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads!r} is not allowed; it must be an integer >= 1")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit={limit!r} is not allowed; it must be an integer >= 0")
     select_seeds(plan(names, profile), seeds)  # fail before starting workers
     if jobs > 1:
         return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds)
@@ -259,7 +262,11 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     if threads:
         os.environ["VML_THREADS"] = str(threads)  # the trainer sets its thread count from this
         torch.set_num_threads(threads)
-    todo = [i for i in select_seeds(plan(names, profile), seeds) if not store.exists(i.spec, root)]
+    items = select_seeds(plan(names, profile), seeds)
+    for item in items:
+        if (moved := store.set_aside_if_corrupt(item.spec, root)) is not None:
+            print(f"set aside the corrupt record {moved}; training its run again", file=sys.stderr)
+    todo = [i for i in items if not store.exists(i.spec, root)]
     done, skipped = 0, set()
     bar = tqdm(todo, desc=f"{','.join(names)} [{profile}]", unit="run", disable=None, dynamic_ncols=True)
     for item in bar:
@@ -328,7 +335,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
 
     walls = []
     for path in store.iter_records(profile, root):
-        rec = json.loads(path.read_text())
+        rec = store.read_json(path)
         if rec.get("wall_s") is not None:
             walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"])))
     rows = []

@@ -522,6 +522,13 @@ def _cli_train(args: argparse.Namespace) -> int:
         except ImportError:
             pass
     spec = profile_spec(args.profile, loss=args.loss, seed=args.seed, vary=args.vary, **overrides)
+    if args.device is not None:
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"--device {args.device!r} is not a device; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device!r}: no CUDA device here; use cpu")
     record = train(spec, device=args.device, quiet=args.quiet, checkpoint_dir=args.checkpoint_dir)
     print(record.summary())
     if args.json:
