@@ -9,7 +9,8 @@ The loop, in short (the book's implementation notes list every choice made here)
   take the run's seed, fixed ones `spec.base_seed` (`RunSpec.seeds`); each generator is seeded with
   a hash of (source, seed), so the three streams are unrelated even when their seeds are equal.
 - Deterministic algorithms on, cuDNN benchmark off, a fixed thread count: the same spec on the same
-  machine gives a bitwise identical record (up to the wall times).
+  machine (CPU model and ISA level), thread count and torch version gives a bitwise identical record
+  (up to the wall times), whatever the process did before; the record's `machine` names all four.
 - The whole dataset lives on the device as uint8; each batch is gathered, augmented (pad-4 random
   crop, flip), normalised and converted to channels_last on the fly. The last, partial batch of an
   epoch is kept (as a DataLoader with drop_last=False).
