@@ -1,6 +1,6 @@
 """The built book in headless Chromium: each chapter page loads, shows its figures (decoded, natural
-width > 0), fits its tables in the text column and has no broken internal link; a screenshot of each
-goes to `_build/screenshots/`.
+width > 0), fits its tables in the text column with every cell in full (none cut off with "...") and
+has no broken internal link; a screenshot of each goes to `_build/screenshots/`.
 
 Needs the built book (`make book`; `make test` builds it first) and Debian's `chromium` and
 `chromium-driver` (`make browser` installs them where we are root). Without them the tests skip
@@ -106,6 +106,10 @@ const art = (document.querySelector('article.bd-article') || document.body).getB
 return Array.from(document.querySelectorAll('table')).filter(
   t => t.getBoundingClientRect().right > art.right + 1).map(t => t.innerText.slice(0, 80).replace(/\\s+/g, ' '));
 """
+TRUNCATED_JS = """
+return Array.from(document.querySelectorAll('table td, table th')).map(c => c.innerText.trim()).filter(
+  t => t.endsWith('...') || t.endsWith('…'));
+"""
 LINKS_JS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));"
 
 
@@ -144,6 +148,10 @@ def test_chapter_page(doc, driver, base_url):
     # tables: each fits the text column at 1280 px, so no column hides behind a scroll bar
     wide = driver.execute_script(WIDE_TABLES_JS)
     assert not wide, f"{doc}: tables wider than the page's text column: {wide}"
+
+    # tables show every cell in full: nothing cut off with "..." (pandas' display.max_colwidth)
+    cut = driver.execute_script(TRUNCATED_JS)
+    assert not cut, f"{doc}: table cells cut off: {cut}"
 
     # internal links, as the browser sees them (after any script ran), resolve to files and anchors
     hrefs = driver.execute_script(LINKS_JS)

@@ -91,3 +91,19 @@ def test_pareto_figure_leaves_out_broken_settings_and_names_them():
     assert sorted(x.get_text() for x in a.texts) == ["A1", "A2"]
     xs = np.concatenate([c.get_offsets()[:, 0] for c in a.collections])
     assert 3.7 not in xs and 0.22 in xs  # the Base cross is drawn, the broken point is not
+
+
+def test_tables_after_setup_show_every_cell_in_full():
+    """The intro's headline table (long verdicts, per-network intervals) as the book renders it."""
+    import re
+
+    import pandas as pd
+
+    from vml import book
+
+    with pd.option_context("display.max_colwidth", 50):  # pandas' default, restored afterwards
+        book.setup()
+        long = "not supported on VGG-16 (3× inconclusive at this n, one more word at the end)"
+        html = pd.DataFrame({"verdict": [long]}, index=["claim " * 12])._repr_html_()
+    assert long in html and ("claim " * 12).strip() in html
+    assert not re.search(r"\.\.\.</t[dh]>", html)

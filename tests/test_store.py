@@ -105,3 +105,53 @@ def test_fields_added_later_keep_the_keys_of_stored_records():
     spec = RunSpec.from_dict(rec["spec"])
     assert spec.train_subset == 0 and spec.key() == rec["key"]
     assert spec.replace(train_subset=5000).key() != rec["key"]
+
+
+def _truncate(path, keep=0.5):
+    text = path.read_text()
+    path.write_text(text[:int(len(text) * keep)])
+    return text[:int(len(text) * keep)]
+
+
+def test_every_reader_names_a_corrupt_file_and_what_to_do(tmp_path, capsys):
+    from vml import results, runner
+    from vml.cli import main
+    from vml.studies import get_study
+
+    spec = get_study("sources").grid("smoke")[0].spec
+    path = store.save(FakeRecord(spec), tmp_path)
+    _truncate(path)
+    readers = {"read": lambda: store.read(spec, root=tmp_path),
+               "load": lambda: results.load("sources", "smoke", root=tmp_path),
+               "status": lambda: runner.status("smoke", tmp_path)}
+    for name, reader in readers.items():
+        with pytest.raises(store.CorruptRecord) as e:
+            reader()
+        assert e.value.path == path, name
+        assert str(path) in str(e.value) and "python -m vml run` set it aside" in str(e.value), name
+    assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m vml status: error: corrupt results file {path} (JSONDecodeError")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    labels = tmp_path / "smoke" / "labels" / "synthetic.json"
+    _truncate(labels)
+    with pytest.raises(store.CorruptRecord, match="corrupt results file .*synthetic.json"):
+        store.labels("smoke", "synthetic", tmp_path)
+
+
+def test_run_sets_a_corrupt_record_aside_and_trains_its_run_again(tmp_path, capsys):
+    from vml import runner, studies
+
+    base1 = studies.plan(["seed-groups"], "smoke")[0].spec
+    assert (base1.seed, base1.loss) == (1, "base")
+    path = store.save(FakeRecord(base1), tmp_path)
+    (tmp_path / "smoke" / "labels" / "synthetic.json").unlink()  # the fake's labels are not the dataset's
+    left = _truncate(path)
+    assert runner.run(["seed-groups"], "smoke", root=tmp_path, seeds=[1], limit=1) == 1
+    aside = [p for p in path.parent.iterdir() if p.name.startswith(f"{path.name}.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == left  # renamed, never deleted or changed
+    assert f"set aside the corrupt record {aside[0]}; training its run again" in capsys.readouterr().err
+    d = store.read(base1, root=tmp_path, arrays=False)
+    assert d["key"] == base1.key() and d["spec"]["loss"] == "base" and "machine" in d
+    assert [p.name for p in store.iter_records("smoke", tmp_path)] == [path.name]  # the set-aside file is no record
+    assert store.set_aside_if_corrupt(base1, tmp_path) is None  # a whole record stays where it is

@@ -26,6 +26,7 @@ def setup(seed: int = 0) -> None:
     torch.use_deterministic_algorithms(True)
     pd.set_option("display.precision", 4)
     pd.set_option("display.max_columns", 30)
+    pd.set_option("display.max_colwidth", None)  # every cell in full: a table never cuts text with "..."
     pd.set_option("display.width", 120)
     matplotlib.rcParams["savefig.dpi"] = 110
     try:  # inside IPython: PNG figures, no 'Figure' text reprs

@@ -1,20 +1,39 @@
-"""Command line: `python -m vml train|run|status`. Each subcommand lives beside the code it drives."""
+"""Command line: `python -m vml train|run|status`. Each subcommand lives beside the code it drives.
+
+Bad input ends as argparse's own errors do: one line ``python -m vml <command>: error: ...`` naming
+the value and what is allowed, exit status 2, no traceback. A corrupt file in the results store
+ends the same way with exit status 1 (it is not the command line's fault).
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import store
+
+EXIT_USAGE, EXIT_CORRUPT = 2, 1
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` and run the chosen subcommand; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m vml", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vml", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     from . import runner, train  # each module registers its own subcommands
 
     train.add_cli(sub)
     runner.add_cli(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except store.CorruptRecord as e:
+        return _error(args, e, EXIT_CORRUPT)
+    except ValueError as e:  # the specs, studies and runners reject bad values with ValueError
+        return _error(args, e, EXIT_USAGE)
+
+
+def _error(args: argparse.Namespace, e: Exception, status: int) -> int:
+    print(f"python -m vml {args.command}: error: {e}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -111,6 +111,9 @@ def _todo(names: list[str], profile: str, seeds: Sequence[int] | None, keys: Seq
         if unknown:
             raise ValueError(f"run keys {unknown} are not in the studies {names} under profile {profile!r}")
         items = [i for i in items if i.spec.key() in set(keys)]
+    for item in items:
+        if (moved := store.set_aside_if_corrupt(item.spec, root)) is not None:
+            print(f"set aside the corrupt record {moved}; training its run again", file=sys.stderr)
     return [i for i in items if not store.exists(i.spec, root)]
 
 
@@ -121,6 +124,10 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     how many runs this call trained. `jobs` > 1: that many worker processes (on a GPU, runs at once)."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads!r} is not allowed; it must be an integer >= 1")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit={limit!r} is not allowed; it must be an integer >= 0")
     _todo(names, profile, seeds, keys, root)  # fail before starting workers
     task = task if task is not None else _task_id()
     if jobs > 1:
@@ -335,7 +342,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
 
     walls = []
     for path in store.iter_records(profile, root):
-        rec = json.loads(path.read_text())
+        rec = store.read_json(path)
         if rec.get("wall_s") is not None:
             walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"])))
     live = {c.key for c in store.claims(profile, root) if not c.stale()}

@@ -59,10 +59,15 @@ class RunSpec:
                              "(0 = the whole training set)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"RunSpec.seed={self.seed!r} is not allowed; it must be an integer >= 0")
-        if not self.width > 0:
-            raise ValueError(f"RunSpec.width={self.width!r} is not allowed; it must be > 0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"RunSpec.ema_decay={self.ema_decay!r} is not allowed; it must be in [0, 1)")
+        for name in ("lr", "width"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RunSpec.{name}={getattr(self, name)!r} is not allowed; it must be > 0")
+        for name in ("momentum", "label_smoothing", "ema_decay"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"RunSpec.{name}={getattr(self, name)!r} is not allowed; it must be in [0, 1)")
+        for name in ("weight_decay", "warmup_epochs"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"RunSpec.{name}={getattr(self, name)!r} is not allowed; it must be >= 0")
 
     def seeds(self) -> dict[str, int]:
         """The seed of each randomness source: varied sources take `seed`, fixed ones `base_seed`."""

@@ -19,6 +19,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -116,7 +117,7 @@ def save(record: Any, root: str | Path | None = None) -> Path:
     labels_file = folder / "labels" / f"{spec.dataset}.json"
     sha = _labels_sha(record.labels)
     if labels_file.exists():
-        stored = json.loads(labels_file.read_text())
+        stored = read_json(labels_file)
         if stored["sha"] != sha:
             raise ValueError(f"test labels of {spec.dataset!r} differ from those already stored in "
                              f"{labels_file} (sha {stored['sha']} vs {sha}): one store, one test set")
@@ -393,6 +394,53 @@ def failures(profile: str, root: str | Path | None = None) -> dict[str, dict[str
 
 # ---------------------------------------------------------------- reading
 
+class CorruptRecord(ValueError):
+    """A file of the store that is not valid JSON (e.g. truncated by a full disk or a copy cut short)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path = path
+        super().__init__(f"corrupt results file {path} ({why}): restore it (`git checkout -- {path}`), or let "
+                         "`python -m vml run` set it aside and train its run again")
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON file `path` of the store; a file that does not parse raises `CorruptRecord`
+    naming it and what to do."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptRecord(Path(path), f"{type(e).__name__}: {e}") from None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename the corrupt file `path` to ``<name>.corrupt-<UTC time>`` (never deleted; not read as a
+    record any more) and return the new path."""
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}-{os.getpid()}")
+    os.rename(path, target)
+    return target
+
+
+def set_aside_if_corrupt(spec: RunSpec, root: str | Path | None = None) -> Path | None:
+    """When `spec`'s record exists but does not parse, set it aside (`set_aside`) and return where it
+    went, so that the run counts as missing; else None."""
+    path = record_path(spec, root)
+    try:
+        before = os.stat(path)
+        read_json(path)
+    except FileNotFoundError:
+        return None
+    except CorruptRecord:
+        try:
+            if os.stat(path).st_ino != before.st_ino:  # replaced by a whole record meanwhile
+                return None
+            return set_aside(path)
+        except FileNotFoundError:  # another worker set it aside first
+            return None
+    return None
+
+
 def exists(spec: RunSpec, root: str | Path | None = None) -> bool:
     """Whether `spec` has a stored record."""
     return record_path(spec, root).exists()
@@ -407,7 +455,7 @@ def read(spec_or_key: RunSpec | str, profile: str | None = None, root: str | Pat
         if profile is None:
             raise ValueError("read(key) needs the profile the key belongs to")
         path = profile_dir(profile, root) / f"{spec_or_key}.json"
-    d = json.loads(path.read_text())
+    d = read_json(path)
     if arrays:
         d["arrays"] = {k: decode_array(v) for k, v in d.get("arrays", {}).items()}
         d["iters"] = {k: decode_array(v) for k, v in d.get("iters", {}).items()}
@@ -419,7 +467,7 @@ def read(spec_or_key: RunSpec | str, profile: str | None = None, root: str | Pat
 def labels(profile: str, dataset: str, root: str | Path | None = None) -> np.ndarray:
     """The test labels stored once per profile and dataset."""
     path = profile_dir(profile, root) / "labels" / f"{dataset}.json"
-    return decode_array(json.loads(path.read_text())["labels"])
+    return decode_array(read_json(path)["labels"])
 
 
 def iter_records(profile: str, root: str | Path | None = None) -> Iterator[Path]:

@@ -9,7 +9,8 @@ The loop, in short (the book's implementation notes list every choice made here)
   take the run's seed, fixed ones `spec.base_seed` (`RunSpec.seeds`); each generator is seeded with
   a hash of (source, seed), so the three streams are unrelated even when their seeds are equal.
 - Deterministic algorithms on, cuDNN benchmark off, a fixed thread count: the same spec on the same
-  machine gives a bitwise identical record (up to the wall times).
+  machine (CPU model and ISA level), thread count and torch version gives a bitwise identical record
+  (up to the wall times), whatever the process did before; the record's `machine` names all four.
 - The whole dataset lives on the device as uint8; each batch is gathered, augmented (pad-4 random
   crop, flip), normalised and converted to channels_last on the fly. The last, partial batch of an
   epoch is kept (as a DataLoader with drop_last=False).
@@ -517,6 +518,13 @@ def _cli_train(args: argparse.Namespace) -> int:
     if args.model is not None and args.width is None:  # the profile's width for this architecture
         overrides = {**ARCH_SETTINGS.get(args.profile, {}).get(args.model, {}), **overrides}
     spec = profile_spec(args.profile, loss=args.loss, seed=args.seed, vary=args.vary, **overrides)
+    if args.device is not None:
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"--device {args.device!r} is not a device; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device!r}: no CUDA device here; use cpu")
     record = train(spec, device=args.device, quiet=args.quiet, checkpoint_dir=args.checkpoint_dir)
     print(record.summary())
     if args.json:

@@ -1,0 +1,49 @@
+"""`python -m vml`: a bad value on the command line ends in one line `error: ...` naming the value and
+what is allowed, exit status 2, no traceback (as argparse does for its own checks)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vml.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BAD = [
+    (["train", "--profile", "smoke", "--seed", "-3"], "RunSpec.seed=-3 is not allowed; it must be an integer >= 0"),
+    (["train", "--profile", "smoke", "--epochs", "0"], "RunSpec.epochs=0 is not allowed; it must be an integer >= 1"),
+    (["train", "--profile", "smoke", "--lr", "-1"], "RunSpec.lr=-1.0 is not allowed; it must be > 0"),
+    (["train", "--profile", "smoke", "--width", "0"], "RunSpec.width=0.0 is not allowed; it must be > 0"),
+    (["train", "--profile", "smoke", "--label-smoothing", "2"],
+     "RunSpec.label_smoothing=2.0 is not allowed; it must be in [0, 1)"),
+    (["train", "--profile", "smoke", "--device", "nope"], "--device 'nope' is not a device; use cpu, cuda or cuda:N"),
+    (["run", "nostudy"], "unknown study 'nostudy'; use one of ['seed-groups', "),
+    (["run", "seed-groups", "--profile", "smoke", "--jobs", "0"], "jobs=0 is not allowed; it must be an integer >= 1"),
+    (["run", "seed-groups", "--profile", "smoke", "--threads", "0"],
+     "threads=0 is not allowed; it must be an integer >= 1"),
+    (["run", "seed-groups", "--profile", "smoke", "--limit", "-1"], "limit=-1 is not allowed; it must be an integer >= 0"),
+    (["run", "seed-groups", "--profile", "smoke", "--seeds", "9"],
+     "seed 9 is not in these studies; their seeds are [1, 2]"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_a_bad_value_is_one_error_line_with_status_2(argv, message, capsys, tmp_path):
+    argv = argv + (["--root", str(tmp_path)] if argv[0] == "run" else [])
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"python -m vml {argv[0]}: error: {message}")
+    assert captured.err.count("\n") == 1 and captured.out == ""
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_the_module_entry_point_prints_no_traceback():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "vml", "train", "--seed", "-3"], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == "python -m vml train: error: RunSpec.seed=-3 is not allowed; it must be an integer >= 0\n"
