@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from . import plots, results, runner, store, studies
 from .spec import BOOK_PROFILE
 
-__all__ = ["setup", "BOOK_PROFILE", "progress", "fill"]
+__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "glue"]
 
 
 
@@ -39,6 +39,14 @@ def setup(seed: int = 0) -> None:
             set_matplotlib_formats("png")
     except ImportError:  # plain Python: nothing to configure
         pass
+
+
+def glue(name: str, value: Any) -> None:
+    """Make `value` available to the page's prose as {glue:text}`name:format` (not shown where glued).
+    Numbers are glued as Python floats, so that any format spec applies to them."""
+    from myst_nb import glue as _glue  # the book's builder: only notebooks call this
+
+    _glue(name, float(value) if isinstance(value, (int, float, np.number)) else value, display=False)
 
 
 def progress(study: str, profile: str | None = None, root: Any = None) -> pd.DataFrame:

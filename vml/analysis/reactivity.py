@@ -13,12 +13,13 @@ from .common import NO_RUNS, _quiet, stored_runs
 from .display import _ci, _fmt
 
 
-def epoch_series(loss: str = "vml", profile: str | None = None, root: Any = None
+def epoch_series(loss: str = "vml", profile: str | None = None, root: Any = None, study: str = "seed-groups"
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Epoch-level lambda_k (the epoch's mean lambda_t) and end-of-epoch test loss of the pool's
-    `loss` runs: (seeds, lam (runs, epochs), test_loss (runs, epochs)), in seed order."""
+    """Epoch-level lambda_k (the epoch's mean lambda_t) and end-of-epoch test loss of the `loss` runs
+    of `study` (the 20-seed pool by default; `reactivity-long` for the long protocol):
+    (seeds, lam (runs, epochs), test_loss (runs, epochs)), in seed order."""
     seeds, lam, tl = [], [], []
-    for item, rec in stored_runs("seed-groups", profile, root, loss=loss, arrays=False):
+    for item, rec in stored_runs(study, profile, root, loss=loss, arrays=False):
         seeds.append(item.spec.seed)
         lam.append([e["lambda_mean"] for e in rec["epochs"]])
         tl.append([e["test_loss"] for e in rec["epochs"]])
@@ -28,9 +29,9 @@ def epoch_series(loss: str = "vml", profile: str | None = None, root: Any = None
 
 
 def reactivity_summary(loss: str = "vml", profile: str | None = None, root: Any = None,
-                       max_lag: int = 10) -> tuple[stats.Reactivity | None, str]:
+                       max_lag: int = 10, study: str = "seed-groups") -> tuple[stats.Reactivity | None, str]:
     """Fig. 1 on the seed-averaged epoch series (the paper's analysis), or None and the reason."""
-    seeds, lam, tl = epoch_series(loss, profile, root)
+    seeds, lam, tl = epoch_series(loss, profile, root, study)
     if seeds.size == 0:
         return None, NO_RUNS
     try:
@@ -42,9 +43,9 @@ def reactivity_summary(loss: str = "vml", profile: str | None = None, root: Any 
 
 
 def reactivity_per_seed_table(loss: str = "vml", profile: str | None = None, root: Any = None,
-                              max_lag: int = 10) -> pd.DataFrame:
+                              max_lag: int = 10, study: str = "seed-groups") -> pd.DataFrame:
     """Per seed: the CCF peak lag and r, r at lag +1, and the lead-1 scatter's slope, p and n."""
-    seeds, lam, tl = epoch_series(loss, profile, root)
+    seeds, lam, tl = epoch_series(loss, profile, root, study)
     rows = []
     for s, a, b in zip(seeds, lam, tl):
         try:
@@ -170,12 +171,12 @@ def epoch_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
                                        "test loss mean", "test loss SD"])
 
 
-def reactivity_arms_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
+def reactivity_arms_table(profile: str | None = None, root: Any = None, study: str = "seed-groups") -> pd.DataFrame:
     """Per arm (VML, and Base as the control whose controller only observes): runs with a defined
     per-seed CCF, mean r at lag +1 with its t interval over seeds, and the share peaking at +1."""
     rows = []
     for loss, label in (("vml", "VML"), ("base", "Base (control)")):
-        t = reactivity_per_seed_table(loss, profile, root)
+        t = reactivity_per_seed_table(loss, profile, root, study=study)
         m, lo, hi = _mean_r_ci(t["r_lag1"].to_numpy(dtype=float)) if len(t) else (np.nan, np.nan, np.nan)
         rows.append({"arm": label, "runs": len(t), "mean r at +1": m, "low": lo, "high": hi,
                      "peak at +1": f"{int((t['tau_star'] == 1).sum())}/{len(t)}"})
