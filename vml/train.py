@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: importing that in a kernel without ipywidgets warns on stderr
 
 from . import __version__
 from . import data as vdata
