@@ -38,7 +38,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,6 +56,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from . import data as vdata
 from . import models
+from ._io import atomic_write
 from .loss import StableLossController, VarianceMinimizerLoss
 from .spec import ARCH_SETTINGS, PROFILES, RunSpec, profile_spec
 
@@ -351,18 +351,6 @@ def _pred_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if num_classes <= 256 else np.dtype(np.int16)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------ train
 @dataclass
 class _Run:
@@ -486,7 +474,7 @@ def _save_checkpoint(run: _Run, path: Path) -> None:
              "model": run.model.state_dict(), "ema": run.ema.model.state_dict(), "opt": run.opt.state_dict(),
              "controller": run.controller.state_dict(), "gens": {s: run.gens[s].get_state() for s in ("shuf", "aug")},
              "epochs": run.epochs, "iters": run.iters, "wall_s": run.epochs[-1]["wall_s"], "started": run.started}
-    _atomic_torch_save(state, path)
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def _resume(run: _Run, path: Path) -> None:
