@@ -58,7 +58,7 @@ from . import data as vdata
 from . import models
 from ._io import atomic_write
 from .loss import StableLossController, VarianceMinimizerLoss
-from .spec import ARCH_SETTINGS, PROFILES, RunSpec, profile_spec
+from .spec import ARCH_SETTINGS, LOSSES, PRECISIONS, PROFILES, VARY, RunSpec, profile_spec
 
 __all__ = ["RunSpec", "RunRecord", "train", "profile_spec", "PROFILES", "add_cli", "tta_views_list",
            "source_seed", "make_generators", "epoch_plan"]
@@ -568,16 +568,16 @@ def add_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, choices=models.MODELS, help="network (default: the profile's)")
     p.add_argument("--width", type=float, default=None,
                    help="width multiplier (default: the profile's width for the model, vml.spec.ARCH_SETTINGS)")
-    p.add_argument("--loss", default="base", choices=["base", "vml"], help="base (cross-entropy) or vml")
+    p.add_argument("--loss", default="base", choices=LOSSES, help="base (cross-entropy) or vml")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vary", default="all", choices=["all", "init", "aug", "shuf"],
+    p.add_argument("--vary", default="all", choices=VARY,
                    help="which randomness sources take --seed (the rest take the base seed)")
     p.add_argument("--dataset", default=None, choices=list(vdata.DATASETS))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
+    p.add_argument("--precision", default=None, choices=PRECISIONS)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--checkpoint-dir", default=None, help="checkpoint after each epoch here and resume")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
