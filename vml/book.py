@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from . import plots, results, runner, store, studies
 from .spec import BOOK_PROFILE
 
-__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "stored_and_missing"]
+__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "stored_and_missing", "StoredAndMissing"]
 
 
 def setup(seed: int = 0) -> None:
