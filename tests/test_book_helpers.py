@@ -1,12 +1,15 @@
 """The book's helpers: the paper's tables as typed in, and the controller traces of chapter 3."""
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from vml import VMLConfig, paper  # noqa: E402
+from vml import VMLConfig, book, paper, results, studies  # noqa: E402
 from vml.plots_controller import (KNOBS, controller_trace, knob_summary, plot_controller_trace,  # noqa: E402
                                   plot_knobs, synthetic_losses)
 
@@ -77,9 +80,6 @@ def test_knob_summary_and_figures(sequence):
 
 
 def test_pareto_figure_leaves_out_broken_settings_and_names_them():
-    import pandas as pd
-
-    from vml import book, results
     t = pd.DataFrame({"knob": ["alpha"] * 3 + ["beta"] * 2, "tag": ["A1", "A2", "A3", "B1", "B2"],
                       "default": [False, True, False, True, False], "n": [5, 5, 5, 5, 5],
                       "mean": [82.0, 82.2, 70.0, 82.2, 80.3], "sd": [0.2, 0.25, 3.7, 0.25, 0.3]})
@@ -95,15 +95,23 @@ def test_pareto_figure_leaves_out_broken_settings_and_names_them():
 
 def test_tables_after_setup_show_every_cell_in_full():
     """The intro's headline table (long verdicts, per-network intervals) as the book renders it."""
-    import re
-
-    import pandas as pd
-
-    from vml import book
-
     with pd.option_context("display.max_colwidth", 50):  # pandas' default, restored afterwards
         book.setup()
         long = "not supported on VGG-16 (3× inconclusive at this n, one more word at the end)"
         html = pd.DataFrame({"verdict": [long]}, index=["claim " * 12])._repr_html_()
     assert long in html and ("claim " * 12).strip() in html
     assert not re.search(r"\.\.\.</t[dh]>", html)
+
+
+def test_stored_and_missing_shows_each_studys_runs_and_the_command_for_them(tmp_path):
+    footer = book.stored_and_missing({"architectures": ("model", "loss"), "replication": ("loss",)}, "smoke",
+                                     root=tmp_path)  # an empty store: every run is missing
+    assert footer.command == "python -m vml run architectures replication --profile smoke"
+    arch = footer.tables["architectures"]
+    grid = studies.get_study("architectures").grid("smoke")
+    assert arch["runs"].sum() == len(grid) and (arch["stored"] == 0).all()
+    assert set(zip(arch["model"], arch["loss"])) == {(i.spec.model, i.spec.loss) for i in grid}
+    parts = footer.parts()  # a line and the table per study, then the command
+    assert [type(p).__name__ for p in parts] == ["Markdown", "DataFrame"] * 2 + ["Markdown"]
+    assert "`replication` study" in parts[2].data and parts[3] is footer.tables["replication"]
+    assert parts[-1].data.endswith(f"```bash\n{footer.command}\n```")

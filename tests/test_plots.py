@@ -1,4 +1,5 @@
-"""Each figure renders from synthetic data, and shows what it should: labels, artists, the marked peak."""
+"""Each figure renders from synthetic data and draws that data: the points, curves, bars and bands
+are read back from the artists and compared with the inputs, and the labels with what they name."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,9 +8,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from scipy.stats import gaussian_kde  # noqa: E402
 
 from vml import plots, stats  # noqa: E402
 
@@ -33,6 +35,22 @@ def scatters(ax):
     return [c for c in ax.collections if isinstance(c, PathCollection)]
 
 
+def bands(ax):
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def band_edges(band):
+    """The x values of a fill_between band and its lower and upper edge there."""
+    v = band.get_paths()[0].vertices
+    xs = np.unique(v[:, 0])
+    return xs, np.array([v[v[:, 0] == x, 1].min() for x in xs]), np.array([v[v[:, 0] == x, 1].max() for x in xs])
+
+
+def bar_xy(bars):
+    """Each bar's centre and height."""
+    return (np.array([b.get_x() + b.get_width() / 2 for b in bars]), np.array([b.get_height() for b in bars]))
+
+
 def reactivity_result(epochs=80):
     g = np.random.default_rng(0)
     common = g.standard_normal(epochs)
@@ -47,7 +65,7 @@ def test_fig1_scatter_and_ccf_with_peak_marked():
     left, right = fig.axes
     # left: one dot per paired epoch and the least-squares line with slope r
     (dots,) = scatters(left)
-    assert dots.get_offsets().shape == (res.n, 2)
+    assert np.array_equal(dots.get_offsets(), np.column_stack([res.x, res.y])) and len(res.x) == res.n
     assert "Delta\\lambda_k" in left.get_xlabel() and "k+1" in left.get_ylabel()
     (fit,) = left.get_lines()
     xd, yd = fit.get_xdata(), fit.get_ydata()
@@ -55,21 +73,31 @@ def test_fig1_scatter_and_ccf_with_peak_marked():
     assert any(f"r = {res.slope:.3f}" in t.get_text() for t in left.texts)
     # right: 21 bars (tau -10..10), the peak bar alone in the accent colour, at tau* = +1
     bars = right.patches
-    assert len(bars) == 21 and res.tau_star == 1
+    centres, heights = bar_xy(bars)
+    assert np.allclose(centres, res.lags) and np.allclose(heights, np.nan_to_num(res.r)) and res.tau_star == 1
     accent = [b for b in bars if to_hex(b.get_facecolor()) == plots.ACCENT.lower()]
     assert len(accent) == 1 and accent[0].get_x() + accent[0].get_width() / 2 == pytest.approx(1)
     assert "tau" in right.get_xlabel() and "r_\\tau" in right.get_ylabel()
-    # zero line, two white-noise band lines, one peak marker
-    assert len(right.get_lines()) == 4
+    # zero line, the white-noise band at +-1.96/sqrt(n) of the differenced series, the peak marker above the bar
+    zero, low, high, marker = right.get_lines()
+    band = 1.96 / np.sqrt(res.n + res.lead)
+    assert list(zero.get_ydata()) == [0, 0] and list(low.get_ydata()) == [-band, -band]
+    assert list(high.get_ydata()) == [band, band]
+    assert list(marker.get_xdata()) == [1] and marker.get_ydata()[0] == pytest.approx(res.r_star + 0.06)
     assert any("+1" in t.get_text() for t in right.texts)
 
 
 def test_ccf_panel_alone_without_band_and_rejects_all_nan():
     fig = rendered(plots.plot_ccf(np.arange(-3, 4), [0.1, -0.2, 0.0, 0.3, -0.6, 0.2, 0.1]))
     (ax,) = fig.axes
-    assert len(ax.patches) == 7 and len(ax.get_lines()) == 2  # zero line and marker only
+    centres, heights = bar_xy(ax.patches)
+    assert list(centres) == list(range(-3, 4)) and list(heights) == [0.1, -0.2, 0.0, 0.3, -0.6, 0.2, 0.1]
     accent = [b for b in ax.patches if to_hex(b.get_facecolor()) == plots.ACCENT.lower()]
     assert len(accent) == 1 and accent[0].get_height() == pytest.approx(-0.6)  # largest |r|
+    zero, marker = ax.get_lines()  # no band without n
+    assert list(zero.get_ydata()) == [0, 0]
+    assert list(marker.get_xdata()) == [1] and marker.get_ydata()[0] == pytest.approx(-0.66)  # below a negative bar
+    assert marker.get_marker() == "^"
     with pytest.raises(ValueError, match="all NaN"):
         plots.plot_ccf([0, 1], [np.nan, np.nan])
 
@@ -84,10 +112,13 @@ def test_fig2_kde_per_regime_and_group_size_integrates_to_one():
         assert ax.get_title() == f"n = {size} seeds"
         assert ax.get_xlabel() == "Final test accuracy" and ax.get_ylabel() == "Density"
         curves = ax.get_lines()
-        assert len(curves) == 2
-        for line in curves:
+        rugs = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert len(curves) == len(rugs) == 2
+        for line, rug, data in zip(curves, rugs, groups.values()):
             x, y = line.get_xdata(), line.get_ydata()
+            assert np.allclose(y, gaussian_kde(data[:size])(x))  # the Scott-bandwidth KDE of the first `size` runs
             assert np.trapezoid(y, x) == pytest.approx(1.0, abs=0.02)  # area 1 per curve
+            assert sorted(seg[0][0] for seg in rug.get_segments()) == sorted(data[:size])  # one tick per run
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert labels[0].startswith("Base (SD") and labels[1].startswith("VML (SD")
         assert f"{groups['VML'][:size].std(ddof=1):.3g}" in labels[1]
@@ -113,12 +144,15 @@ def test_fig3_pareto_panels_tags_front_and_defaults():
     for ax, knob in zip(fig.axes, ["SLA", "SW"]):
         g = df[df.knob == knob]
         on = stats.pareto_front(g.sd, g["mean"])
-        assert sorted(t.get_text() for t in ax.texts) == sorted(g.tag)
+        # each tag written at its point
+        assert sorted((t.get_text(), *t.xy) for t in ax.texts) == sorted(zip(g.tag, g.sd, g["mean"]))
         dominated, front, star = scatters(ax)
-        assert len(front.get_offsets()) == on.sum() and len(dominated.get_offsets()) == (~on).sum()
-        assert len(star.get_offsets()) == 1
-        (line,) = ax.get_lines()
+        assert np.array_equal(front.get_offsets(), g[on][["sd", "mean"]].to_numpy())
+        assert np.array_equal(dominated.get_offsets(), g[~on][["sd", "mean"]].to_numpy())
+        assert np.array_equal(star.get_offsets(), g[g.tag.isin(["SLA005", "SW010"])][["sd", "mean"]].to_numpy())
+        (line,) = ax.get_lines()  # the front joined from low to high SD
         assert list(line.get_xdata()) == sorted(g.sd[on])
+        assert list(line.get_ydata()) == list(g[on].sort_values("sd")["mean"])
         assert "SD" in ax.get_xlabel() and "Mean accuracy" in ax.get_ylabel()
     # SLA: SLA005 and SLA020 are the front, SLA001 and SLA010 are dominated
     assert sorted(scatters(fig.axes[0])[1].get_offsets()[:, 0]) == [0.09, 0.11]
@@ -143,10 +177,15 @@ def test_controller_lambda_with_warmup_latch():
     mean_line, latch, cap = ax.get_lines()
     assert np.allclose(mean_line.get_ydata(), lam.mean(axis=0))
     assert list(latch.get_xdata()) == [200, 200] and list(cap.get_ydata()) == [2.0, 2.0]
-    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 1  # seed band
+    (band,) = bands(ax)  # min-max over the seeds
+    t, low, high = band_edges(band)
+    assert np.array_equal(t, np.arange(600)) and np.allclose(low, lam.min(0)) and np.allclose(high, lam.max(0))
     assert any("W = 200" in t.get_text() for t in ax.get_legend().get_texts())
     single = rendered(plots.plot_controller(lam[0], warmup_steps=50))
-    assert len(single.axes[0].collections) == 0 and len(single.axes[0].get_lines()) == 2
+    (ax,) = single.axes
+    assert list(ax.collections) == []  # one seed: no band
+    curve, latch = ax.get_lines()  # no cap line without lam_max
+    assert np.array_equal(curve.get_ydata(), lam[0]) and list(latch.get_xdata()) == [50, 50]
 
 
 def test_learning_curves_with_across_seed_bands():
@@ -157,13 +196,12 @@ def test_learning_curves_with_across_seed_bands():
     (ax,) = fig.axes
     assert ax.get_xlabel() == "Epoch" and ax.get_ylabel() == "Test accuracy"
     lines = ax.get_lines()
-    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
-    assert len(lines) == 2 and len(bands) == 2
-    assert list(lines[0].get_xdata()) == list(range(1, 31))
-    assert np.allclose(lines[1].get_ydata(), curves["VML"].mean(axis=0))
-    # the band spans mean +- SD: its vertical extent at the widest epoch equals 2 SD there
-    top = bands[0].get_paths()[0].vertices[:, 1].max()
-    assert top == pytest.approx((curves["Base"].mean(0) + curves["Base"].std(0, ddof=1)).max())
+    assert len(lines) == len(bands(ax)) == 2
+    for line, band, a in zip(lines, bands(ax), curves.values()):
+        assert list(line.get_xdata()) == list(range(1, 31)) and np.allclose(line.get_ydata(), a.mean(axis=0))
+        epochs, low, high = band_edges(band)  # mean +- SD (ddof=1) at every epoch
+        assert list(epochs) == list(range(1, 31))
+        assert np.allclose(low, a.mean(0) - a.std(0, ddof=1)) and np.allclose(high, a.mean(0) + a.std(0, ddof=1))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Base (n = 5)", "VML (n = 5)"]
 
 
@@ -174,7 +212,13 @@ def test_seed_groups_power_and_noise_floor_figures():
     fig = rendered(plots.plot_seed_groups(tables))
     (ax,) = fig.axes
     assert [int(t) for t in ax.get_xticks()] == [5, 10, 15, 20]
-    assert ax.get_xlabel() == "Seeds per group" and len(ax.containers) == 2  # one errorbar per regime
+    assert ax.get_xlabel() == "Seeds per group"
+    # one errorbar per regime, side by side (-0.3, +0.3) at each size: the mean group SD, bars over the central draws
+    for bar, t, off in zip(ax.containers, tables.values(), (-0.3, 0.3)):
+        dots, _, (stems,) = bar
+        assert np.allclose(dots.get_xdata(), t["size"] + off) and np.allclose(dots.get_ydata(), t["sd"])
+        ends = np.array([sorted(seg[:, 1]) for seg in stems.get_segments()])
+        assert np.allclose(ends, t[["sd_q_low", "sd_q_high"]].to_numpy())
 
     fig = rendered(plots.plot_power(ratios=(0.5, 0.67), n_max=60))
     (ax,) = fig.axes
@@ -187,10 +231,34 @@ def test_seed_groups_power_and_noise_floor_figures():
     marks = [ln for ln in ax.get_lines()[2:] if len(ln.get_xdata()) == 1]
     assert sorted(int(m.get_xdata()[0]) for m in marks) == sorted(
         [stats.seeds_for_power(0.5), stats.seeds_for_power(0.67)])
+    target, paper = [ln for ln in ax.get_lines()[2:] if len(ln.get_xdata()) == 2]
+    assert list(target.get_ydata()) == [0.8, 0.8] and list(paper.get_xdata()) == [5, 5]
 
     df = pd.DataFrame({"setting": ["All", "Init"], "observed_sd": [0.0017, 0.0019],
                        "independent_sd": [0.0021, 0.0021]})
     fig = rendered(plots.plot_noise_floor(df))
     (ax,) = fig.axes
-    assert len(ax.patches) == 4 and [t.get_text() for t in ax.get_xticklabels()] == ["All", "Init"]
+    centres, heights = bar_xy(ax.patches)  # observed SD left of each tick, the floor right of it
+    assert np.allclose(centres, [-0.2, 0.8, 0.2, 1.2]) and list(heights) == [0.0017, 0.0019, 0.0021, 0.0021]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["All", "Init"]
     assert ax.get_ylabel() == "Accuracy SD"
+
+
+def test_controller_effect_draws_each_arms_factor_and_sigma_ref():
+    runs = pd.DataFrame({"loss": ["base", "base", "vml", "vml"], "seed": [1, 2, 1, 2],
+                         "sigma_ref": [0.30, 0.34, 0.29, 0.41],
+                         "factor_mean_e1": [1.0, 1.2, 1.1, 1.5], "factor_mean_e2": [0.8, 1.0, 0.9, 1.3],
+                         "factor_p5_e1": [0.5, 0.7, 0.2, 0.4], "factor_p5_e2": [0.4, 0.6, -0.2, 0.0],
+                         "factor_p95_e1": [1.5, 1.7, 2.0, 2.4], "factor_p95_e2": [1.2, 1.4, 1.8, 2.2]})
+    fig = rendered(plots.plot_controller_effect(runs, "a title"))
+    ax_f, ax_s = fig.axes
+    assert fig._suptitle.get_text() == "a title"
+    base, vml, one = ax_f.get_lines()
+    assert [base.get_label(), vml.get_label()] == ["Base (observer)", "VML"] and list(one.get_ydata()) == [1, 1]
+    assert list(base.get_xdata()) == [1, 2] and np.allclose(base.get_ydata(), [1.1, 0.9])  # arm mean per epoch
+    assert np.allclose(vml.get_ydata(), [1.3, 1.1])
+    _, low, high = band_edges(bands(ax_f)[1])  # VML: the arm's mean 5% and 95% per epoch
+    assert np.allclose(low, [0.3, -0.1]) and np.allclose(high, [2.2, 2.0])
+    base_dots, vml_dots = scatters(ax_s)
+    assert np.array_equal(base_dots.get_offsets(), [[1, 0.30], [2, 0.34]])
+    assert np.array_equal(vml_dots.get_offsets(), [[1, 0.29], [2, 0.41]])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vml import store
+from vml._io import atomic_write
 from vml.spec import RunSpec, profile_spec
 
 
@@ -69,6 +70,19 @@ def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         store.atomic_write_text(target, '{"ok": 2}')
     assert json.loads(target.read_text()) == {"ok": 1}
+
+
+def test_atomic_write_removes_its_temporary_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "ckpt.pt"
+    atomic_write(target, lambda f: f.write(b"old"))
+
+    def half_then_fail(f):
+        f.write(b"new, but only half")
+        raise RuntimeError("writer died")
+    with pytest.raises(RuntimeError, match="writer died"):
+        atomic_write(target, half_then_fail)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
 
 def test_claims_are_exclusive_and_stale_claims_are_taken_over(tmp_path):

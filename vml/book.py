@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -14,8 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from . import plots, results, runner, store, studies
 from .spec import BOOK_PROFILE
 
-__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "glue"]
-
+__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "glue", "stored_and_missing", "StoredAndMissing"]
 
 
 def setup(seed: int = 0) -> None:
@@ -73,6 +73,42 @@ def fill(*names: str, profile: str | None = None, root: Any = None) -> int:
     if flag == "0":
         return 0
     return runner.run(list(names), profile or BOOK_PROFILE, root=root)
+
+
+@dataclass
+class StoredAndMissing:
+    """A chapter's closing cell: per study, the runs the store holds and the missing seeds, then the
+    command that trains the missing runs (shown as such in a notebook)."""
+
+    tables: dict[str, pd.DataFrame]  # study -> `results.missing_runs`
+    command: str  # `python -m vml run <studies> --profile <profile>`
+
+    def parts(self) -> list[Any]:
+        """What the cell shows, in order: per study a line and its table, then the command."""
+        from IPython.display import Markdown  # optional: only inside a notebook kernel
+
+        out: list[Any] = []
+        for study, table in self.tables.items():
+            out += [Markdown(f"Runs of the `{study}` study in the committed store, per setting (a run shared "
+                             "with another study counts here too):"), table]
+        return out + [Markdown("The missing runs can be trained with the command below; it resumes where it "
+                               "stopped and never trains a stored run again. Afterwards, re-execute the notebooks "
+                               "(`make notebooks`) so that the pages and their checked outputs show the new "
+                               f"runs.\n\n```bash\n{self.command}\n```")]
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display  # optional: only inside a notebook kernel
+
+        display(*self.parts())
+
+
+def stored_and_missing(by_study: dict[str, tuple[str, ...]], profile: str | None = None,
+                       root: Any = None) -> StoredAndMissing:
+    """What is stored, what is missing: `results.missing_runs` of each study in `by_study`, grouped by
+    the fields given for it, and the `python -m vml run` command of those studies in `profile`."""
+    profile = profile or BOOK_PROFILE
+    tables = {study: results.missing_runs(study, profile, root, by=by) for study, by in by_study.items()}
+    return StoredAndMissing(tables, f"python -m vml run {' '.join(by_study)} --profile {profile}")
 
 
 # ----------------------------------------------------------------------------- results chapters (4-10)

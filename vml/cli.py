@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import store
+from . import runner, store, train
 
 EXIT_USAGE, EXIT_CORRUPT = 2, 1
 
@@ -18,9 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse `argv` and run the chosen subcommand; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m vml", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import runner, train  # each module registers its own subcommands
-
-    train.add_cli(sub)
+    train.add_cli(sub)  # each module registers its own subcommands
     runner.add_cli(sub)
     args = parser.parse_args(argv)
     try:

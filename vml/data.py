@@ -26,13 +26,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ._io import atomic_write
 
 DATASETS = ("cifar10", "cifar100", "synthetic")
 SOURCES = ("pack", "torchvision")
@@ -219,18 +220,6 @@ def _decode_split(z, split: str) -> np.ndarray:
     return out
 
 
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_pack(path: str | os.PathLike, name: str | None = None, cache_dir: str | os.PathLike | None = None) -> Dataset:
     """An image pack (README format) as a Dataset; decoded once, then read from the uint8 cache."""
     path = Path(path)
@@ -253,7 +242,7 @@ def load_pack(path: str | os.PathLike, name: str | None = None, cache_dir: str |
             arrays[f"{split}_x"] = np.ascontiguousarray(_decode_split(z, split).transpose(0, 3, 1, 2))
             arrays[f"{split}_y"] = z[f"{split}_labels"].astype(np.int64)
         for k, f in files.items():
-            _atomic_save(f, arrays[k])
+            atomic_write(f, lambda fh, a=arrays[k]: np.save(fh, a, allow_pickle=False))
     t = {k: torch.from_numpy(np.load(f, allow_pickle=False)) for k, f in files.items()}
     mean, std = _STATS[name] if name in _STATS else _stats(t["train_x"])
     return Dataset(name, t["train_x"], t["train_y"], t["test_x"], t["test_y"], classes=classes, mean=mean,

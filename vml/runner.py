@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import submitit
+import torch
+from tqdm import tqdm
 
 from . import store
+from .data import available, load_dataset  # `available` looks for files only: never loads or downloads
 from .spec import PROFILES, RunSpec
 from .studies import STUDIES, GridItem, get_study, plan, select_seeds
 
@@ -42,8 +45,6 @@ _DATA: dict[str, Any] = {}
 def dataset_or_none(name: str) -> Any:
     """The loaded dataset (cached per process), or None when it is not available on this machine."""
     if name not in _DATA:
-        from .data import load_dataset
-
         try:
             _DATA[name] = load_dataset(name)
         except FileNotFoundError:
@@ -133,10 +134,8 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     if jobs > 1:
         return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds, keys=keys, task=task,
                              threads=threads)
-    import torch
-    from tqdm import tqdm
-
-    from .train import train
+    from .train import train  # here, not at the top: it imports torchvision and the networks (~2 s), which
+    # `status` and `submit` do not need (torch itself is loaded already, by the loss via spec)
 
     if threads:
         os.environ["VML_THREADS"] = str(threads)  # the trainer sets its thread count from this
@@ -289,8 +288,6 @@ def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: i
 def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
                 ) -> list[GridItem]:
     """The runs a submission sends: not stored, no live claim, dataset present here."""
-    from .data import available  # looks for files only: never loads or downloads a dataset
-
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     return [i for i in _todo(names, profile, seeds, None, root)
             if i.spec.key() not in live and available(i.spec.dataset)]
@@ -338,8 +335,6 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
 def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     """Per study: runs in the grid, stored, claimed (live claim), failed (last attempt raised, no live
     claim), missing (the rest, dataset here), unavailable here, and an estimated time to finish."""
-    from .data import available  # looks for files only: never loads or downloads a dataset
-
     walls = []
     for path in store.iter_records(profile, root):
         rec = store.read_json(path)

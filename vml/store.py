@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ._io import atomic_write_text
 from .spec import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -81,17 +82,6 @@ def _git_commit() -> str | None:
 
 def _labels_sha(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()[:16]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file, or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def record_to_json(record: Any, commit: str | None = None) -> dict[str, Any]:

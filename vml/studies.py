@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .spec import ARCH_SETTINGS, ARCHITECTURES, PROFILES, RunSpec, profile_spec  # noqa: F401 (re-exported)
+from .spec import ARCH_SETTINGS, ARCHITECTURES, LOSSES, PROFILES, VARY, RunSpec, profile_spec  # noqa: F401 (re-exported)
 
 SEEDS_PAPER = 5      # the paper's S = {1, ..., 5}
 SEEDS_POOL = 20      # the 20-seed CIFAR-10 pool of Table 3 / Table 4 / Fig. 1
@@ -56,14 +56,14 @@ def _seeds(profile: str, n: int) -> range:
 def _pool(profile: str, n: int = SEEDS_POOL) -> list[GridItem]:
     # seed outer, loss inner: a sweep stopped early leaves matched Base/VML pairs, not one arm
     return [GridItem(profile_spec(profile, loss=loss, seed=s), {"pool": "seed-groups"}, keep_probs=True)
-            for s in _seeds(profile, n) for loss in ("base", "vml")]
+            for s in _seeds(profile, n) for loss in LOSSES]
 
 
 def _sources(profile: str) -> list[GridItem]:
     items = []
-    for vary in ("all", "init", "aug", "shuf"):
+    for vary in VARY:
         for s in _seeds(profile, SEEDS_PAPER):
-            for loss in ("base", "vml"):
+            for loss in LOSSES:
                 items.append(GridItem(profile_spec(profile, loss=loss, vary=vary, seed=s),
                                       keep_probs=vary == "all"))  # vary=all runs are also in the pool
     return items
@@ -81,7 +81,7 @@ def _architectures(profile: str) -> list[GridItem]:
     datasets = ("cifar10",) if profile == "smoke" else ("cifar10", "cifar100")  # smoke: synthetic only
     return [GridItem(_arch_spec(profile, dataset, model, loss, s))
             for dataset in datasets for model in ARCHITECTURES
-            for s in _seeds(profile, SEEDS_PAPER) for loss in ("base", "vml")]
+            for s in _seeds(profile, SEEDS_PAPER) for loss in LOSSES]
 
 
 def ablation_tag(prefix: str, value: float) -> str:
@@ -113,7 +113,7 @@ def _replication(profile: str) -> list[GridItem]:
     # Table 2's CIFAR-10 cell for REPLICATION_MODEL on new seeds (6-10): does its verdict hold on fresh draws?
     first = SEEDS_PAPER + 1
     return [GridItem(_arch_spec(profile, "cifar10", REPLICATION_MODEL, loss, s))
-            for s in range(first, first + len(_seeds(profile, SEEDS_PAPER))) for loss in ("base", "vml")]
+            for s in range(first, first + len(_seeds(profile, SEEDS_PAPER))) for loss in LOSSES]
 
 
 # The decisive test (chapter "The decisive test"): pre-registered before any of its runs was trained.
@@ -146,9 +146,9 @@ def _powered(profile: str, epochs_long: int = POWERED_EPOCHS_LONG) -> list[GridI
     n_short = SMOKE_SEEDS if profile == "smoke" else POWERED_N_SHORT
     n_long = SMOKE_SEEDS if profile == "smoke" else POWERED_N_LONG
     short = [GridItem(_arch_spec(profile, "cifar10", POWERED_MODEL, loss, s), {"arm": "short"})
-             for s in range(1, n_short + 1) for loss in ("base", "vml")]
+             for s in range(1, n_short + 1) for loss in LOSSES]
     long = [GridItem(_arch_spec(profile, "cifar10", POWERED_MODEL, loss, s).replace(epochs=epochs_long),
-                     {"arm": "long"}) for s in range(1, n_long + 1) for loss in ("base", "vml")]
+                     {"arm": "long"}) for s in range(1, n_long + 1) for loss in LOSSES]
     pilot = [i for i in long if i.spec.loss == "base" and i.spec.seed in PILOT_SEEDS]
     return pilot + short + [i for i in long if i not in pilot]
 
@@ -157,7 +157,7 @@ def _reactivity_long(profile: str) -> list[GridItem]:
     over = {} if profile == "smoke" else SMALL_DATA
     n = SMOKE_SEEDS if profile == "smoke" else SMALL_N
     return [GridItem(profile_spec(profile, loss=loss, seed=s, **over), {"arm": "small-data"}, keep_probs=True)
-            for s in range(1, n + 1) for loss in ("base", "vml")]
+            for s in range(1, n + 1) for loss in LOSSES]
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (

@@ -38,7 +38,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,8 +56,9 @@ from tqdm import tqdm  # not tqdm.auto: importing that in a kernel without ipywi
 from . import __version__
 from . import data as vdata
 from . import models
+from ._io import atomic_write
 from .loss import StableLossController, VarianceMinimizerLoss
-from .spec import ARCH_SETTINGS, PROFILES, RunSpec, profile_spec
+from .spec import ARCH_SETTINGS, LOSSES, PRECISIONS, PROFILES, VARY, RunSpec, profile_spec
 
 __all__ = ["RunSpec", "RunRecord", "train", "profile_spec", "PROFILES", "add_cli", "tta_views_list",
            "source_seed", "make_generators", "epoch_plan"]
@@ -252,17 +252,55 @@ def tta_views_list(k: int, shift: int = 2) -> list[tuple[int, int, bool]]:
     return views[:k]
 
 
-class _Recorder:
-    """Wraps the base criterion and keeps the latest (detached) base loss ℓ_t for the log."""
+LOG_NAMES = ("loss", "lambda", "delta", "sigma")  # the per-iteration series of a record (`RunRecord.iters`)
 
-    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-        self.fn = fn
+
+class _BaseLoss:
+    """Cross-entropy that keeps its latest (detached) value ℓ_t for the log. With an `observer`
+    (the base arm's controller) it also feeds ℓ_t to it under no_grad, so λ_t, δ_t, σ_t are logged
+    for both arms while the gradient stays plain cross-entropy."""
+
+    def __init__(self, label_smoothing: float, observer: StableLossController | None = None) -> None:
+        self.label_smoothing = label_smoothing
+        self.observer = observer
         self.value: Tensor | None = None
 
     def __call__(self, logits: Tensor, target: Tensor) -> Tensor:
-        loss = self.fn(logits, target)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         self.value = loss.detach()
+        if self.observer is not None:
+            with torch.no_grad():
+                self.observer(self.value)
         return loss
+
+
+def _criterion(spec: RunSpec, device: torch.device) -> tuple[Callable[[Tensor, Tensor], Tensor], _BaseLoss,
+                                                              StableLossController]:
+    """The training loss, the base loss it logs ℓ_t from, and the controller (VML's own, or an observer)."""
+    if spec.loss == "vml":
+        base = _BaseLoss(spec.label_smoothing)
+        vml = VarianceMinimizerLoss(spec.vml, base=base).to(device)
+        return vml, base, vml.controller
+    base = _BaseLoss(spec.label_smoothing, observer=StableLossController(spec.vml).to(device))
+    return base, base, base.observer
+
+
+class _EMA:
+    """The "accelerated ensemble": an EMA of the weights and BN statistics of `model`, updated every
+    iteration with decay min(decay, (1+t)/(10+t))."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.decay = decay
+        self.source, self.target = _float_tensors(model), _float_tensors(self.model)
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        torch._foreach_lerp_(self.target, self.source, 1.0 - min(self.decay, (1.0 + step) / (10.0 + step)))
+
+
+def _float_tensors(model: nn.Module) -> list[Tensor]:
+    return [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
 
 
 class _Ctx:
@@ -297,23 +335,185 @@ def _evaluate(ctx: _Ctx, model: nn.Module, x: Tensor, view: tuple[int, int, bool
     return torch.cat(outs)
 
 
+def _accuracy(logits: Tensor, y: Tensor) -> float:
+    return float((logits.argmax(1) == y).float().mean())
+
+
+def _tta_probs(ctx: _Ctx, model: nn.Module, x: Tensor, views: list[tuple[int, int, bool]], probs: Tensor) -> Tensor:
+    """The summed softmax of `model` over `views`; `probs` is that of the first view (the identity)."""
+    tta = probs.clone()
+    for v in views[1:]:
+        tta += _evaluate(ctx, model, x, v).softmax(1)
+    return tta
+
+
 def _pred_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if num_classes <= 256 else np.dtype(np.int16)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------ train
+@dataclass
+class _Run:
+    """A run in training: its constants and the state a checkpoint holds."""
+
+    spec: RunSpec
+    ds: vdata.Dataset
+    ctx: _Ctx
+    gens: dict[str, torch.Generator]
+    model: nn.Module
+    ema: _EMA
+    criterion: Callable[[Tensor, Tensor], Tensor]
+    base_loss: _BaseLoss
+    controller: StableLossController
+    opt: torch.optim.Optimizer
+    steps: int  # per epoch (the last batch may be partial)
+    started: str  # the first start (a resumed run keeps it)
+    t0: float  # perf_counter at this start: wall times count everything after the dataset loading
+    wall_before: float = 0.0  # seconds spent before a resume
+    epoch: int = 0  # epochs done
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch
+    iters: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in LOG_NAMES})
+
+    @property
+    def total(self) -> int:
+        return self.steps * self.spec.epochs
+
+    @property
+    def warmup(self) -> int:
+        return round(self.spec.warmup_epochs * self.steps)
+
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+
+def _no_trace(*_: Any) -> None:
+    pass
+
+
+def _build_model(spec: RunSpec, ds: vdata.Dataset, device: torch.device, generator: torch.Generator) -> nn.Module:
+    """The network with its initial weights (drawn on the CPU from the init generator)."""
+    model = models.build(spec.model, ds.num_classes, spec.width, generator=generator)
+    if hasattr(model, "init_from_data"):  # FastNet's whitening stem: from the first 5000 train images
+        sub = ds.train_x[:5000].cpu()
+        model.init_from_data(vdata.normalize(sub, *vdata.norm_tensors(ds, "cpu")))
+    return model.to(device, memory_format=torch.channels_last)
+
+
+def _start(spec: RunSpec, ds: vdata.Dataset, device: torch.device, trace: Callable[..., None]) -> _Run:
+    """Everything a run needs before its first step: generators, model, EMA, loss, optimiser."""
+    started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+    ctx, gens = _Ctx(spec, ds, device), make_generators(spec, device)
+    model = _build_model(spec, ds, device, gens["init"])
+    trace("init", model)
+    ema = _EMA(model, spec.ema_decay)
+    criterion, base_loss, controller = _criterion(spec, device)
+    controller.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=spec.lr, momentum=spec.momentum,
+                          nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+    return _Run(spec, ds, ctx, gens, model, ema, criterion, base_loss, controller, opt,
+                steps=math.ceil(len(ds.train_x) / spec.batch_size), started=started, t0=t0)
+
+
+def _train_epoch(run: _Run, epoch: int, bar: tqdm, trace: Callable[..., None]) -> tuple[Tensor, float]:
+    """One epoch of SGD steps. Returns the per-iteration log (rows ℓ_t, λ_t, δ_t, σ_t; on the device,
+    so the loop never waits for the host) and the last learning rate."""
+    spec, ds, bs = run.spec, run.ds, run.spec.batch_size
+    run.model.train()
+    perm, dy, dx, flip = epoch_plan(len(ds.train_x), run.gens)
+    trace("epoch", epoch, perm, dy, dx, flip)
+    log = torch.zeros(len(LOG_NAMES), run.steps, dtype=torch.float32, device=run.ctx.device)
+    lr = spec.lr
+    for i in range(run.steps):
+        step = epoch * run.steps + i
+        lr = _set_lr(run.opt, lr_at(step, run.total, run.warmup, spec.lr))
+        idx = perm[i * bs:(i + 1) * bs]
+        xb = vdata.augment(ds.train_x[idx], dy[idx], dx[idx], flip[idx])
+        loss = run.criterion(run.ctx.forward(run.model, xb), ds.train_y[idx])
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        run.ema.update(step)
+        log[:, i] = _log_row(run)
+        bar.update(1)
+    return log, lr
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> float:
+    for g in opt.param_groups:
+        g["lr"] = lr
+    return lr
+
+
+def _log_row(run: _Run) -> Tensor:
+    last = run.controller.last
+    return torch.stack([run.base_loss.value.float(), last["lambda"].float(), last["delta"].float(),
+                        last["sigma"].float()])
+
+
+def _end_epoch(run: _Run, log: Tensor, lr: float) -> Tensor:
+    """Evaluate on the test set, move the epoch's log to the host (its one sync) and add the epoch's
+    row. Returns the test logits."""
+    if run.ctx.device.type != "cpu":
+        run.controller.check()
+    logits = _evaluate(run.ctx, run.model, run.ds.test_x)
+    test_loss = F.cross_entropy(logits, run.ds.test_y)
+    log_np = log.cpu().numpy()
+    for k, row in zip(LOG_NAMES, log_np):
+        run.iters[k].append(row.copy())
+    run.epoch += 1
+    run.epochs.append({"epoch": run.epoch, "lr": lr, "train_loss": float(log_np[0].mean()),
+                       "test_loss": float(test_loss), "test_acc": _accuracy(logits, run.ds.test_y),
+                       "lambda_mean": float(log_np[1].mean()), "sigma_mean": float(log_np[3].mean()),
+                       "wall_s": run.wall()})
+    return logits
+
+
+def _save_checkpoint(run: _Run, path: Path) -> None:
+    """The state after `run.epoch` epochs, written atomically (the format `_resume` reads)."""
+    state = {"key": run.spec.key(), "spec": run.spec.to_dict(), "epoch": run.epoch,
+             "model": run.model.state_dict(), "ema": run.ema.model.state_dict(), "opt": run.opt.state_dict(),
+             "controller": run.controller.state_dict(), "gens": {s: run.gens[s].get_state() for s in ("shuf", "aug")},
+             "epochs": run.epochs, "iters": run.iters, "wall_s": run.epochs[-1]["wall_s"], "started": run.started}
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def _resume(run: _Run, path: Path) -> None:
+    """Continue `run` from the checkpoint at `path` (written by `_save_checkpoint`)."""
+    state = torch.load(path, map_location=run.ctx.device, weights_only=False)
+    if state["key"] != run.spec.key():
+        raise ValueError(f"checkpoint {path} belongs to run {state['key']}, not {run.spec.key()}")
+    run.model.load_state_dict(state["model"])
+    run.ema.model.load_state_dict(state["ema"])
+    run.opt.load_state_dict(state["opt"])
+    run.controller.load_state_dict(state["controller"])
+    for src in ("shuf", "aug"):
+        run.gens[src].set_state(state["gens"][src].cpu())
+    run.epoch, run.epochs, run.iters = state["epoch"], state["epochs"], state["iters"]
+    run.wall_before, run.started = state["wall_s"], state["started"]
+
+
+def _record(run: _Run, logits: Tensor | None, keep_probs: bool) -> RunRecord:
+    """The finished run's record: the final model (its last test logits), its EMA and its TTA."""
+    spec, ds, ctx, y = run.spec, run.ds, run.ctx, run.ds.test_y
+    if logits is None:  # resumed from a checkpoint of the final epoch (not written) or epochs == 0
+        logits = _evaluate(ctx, run.model, ds.test_x)
+    ema_logits = _evaluate(ctx, run.ema.model, ds.test_x)
+    views = tta_views_list(spec.tta_views)
+    probs = logits.softmax(1)
+    tta = _tta_probs(ctx, run.model, ds.test_x, views, probs)
+    wall_s, pdt = run.wall(), _pred_dtype(ds.num_classes)
+    return RunRecord(
+        spec=spec, key=spec.key(), test_acc=_accuracy(logits, y), test_loss=float(F.cross_entropy(logits, y)),
+        ema_acc=_accuracy(ema_logits, y), tta_acc=_accuracy(tta, y), tta_views=len(views),
+        epochs=run.epochs, iters={k: np.concatenate(v).astype(np.float32) for k, v in run.iters.items()},
+        preds=logits.argmax(1).cpu().numpy().astype(pdt), ema_preds=ema_logits.argmax(1).cpu().numpy().astype(pdt),
+        tta_preds=tta.argmax(1).cpu().numpy().astype(pdt), labels=y.cpu().numpy().astype(pdt),
+        probs=probs.cpu().numpy().astype(np.float16) if keep_probs else None,
+        wall_s=wall_s, device=_device_str(ctx.device), versions=_versions(), started=run.started,
+        n_params=models.param_count(run.model), steps_per_epoch=run.steps, data_source=ds.source,
+        machine=machine_info())
+
+
 def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: bool = True,
           checkpoint_dir: str | Path | None = None, keep_probs: bool = False,
           data: vdata.Dataset | None = None, trace: Callable[..., None] | None = None,
@@ -329,157 +529,31 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     stop_after: stop (returning None) after this many epochs, leaving the checkpoint, as a kill
     would (tests of resume).
     """
+    trace = trace or _no_trace
     dev = _resolve_device(device)
     _setup_determinism(dev)
-    ds = vdata.train_subset((data if data is not None else vdata.load_dataset(spec.dataset)), spec.train_subset)
-    ds = ds.to(dev)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    t_epoch0 = time.perf_counter()  # wall time: everything after the (one-time) dataset loading
-    ctx = _Ctx(spec, ds, dev)
-    gens = make_generators(spec, dev)
-
-    model = models.build(spec.model, ds.num_classes, spec.width, generator=gens["init"])
-    if hasattr(model, "init_from_data"):  # FastNet's whitening stem: from the first 5000 train images
-        sub = ds.train_x[:5000].cpu()
-        model.init_from_data(vdata.normalize(sub, *vdata.norm_tensors(ds, "cpu")))
-    model = model.to(dev, memory_format=torch.channels_last)
-    if trace is not None:
-        trace("init", model)
-    ema_model = copy.deepcopy(model)
-    ema_model.requires_grad_(False)
-    m_float = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    e_float = [t for t in list(ema_model.parameters()) + list(ema_model.buffers()) if t.is_floating_point()]
-
-    base_fn = _Recorder(lambda lo, y: F.cross_entropy(lo, y, label_smoothing=spec.label_smoothing))
-    if spec.loss == "vml":
-        criterion: Callable[[Tensor, Tensor], Tensor] = VarianceMinimizerLoss(spec.vml, base=base_fn).to(dev)
-        controller = criterion.controller
-    else:
-        criterion = base_fn
-        controller = StableLossController(spec.vml).to(dev)  # observer only
-    controller.train()
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                          weight_decay=spec.weight_decay)
-    n_train = len(ds.train_x)
-    bs = spec.batch_size
-    steps = math.ceil(n_train / bs)
-    total = steps * spec.epochs
-    warmup = round(spec.warmup_epochs * steps)
-
-    epochs: list[dict[str, Any]] = []
-    iter_logs: dict[str, list[np.ndarray]] = {k: [] for k in ("loss", "lambda", "delta", "sigma")}
-    start_epoch, wall_before = 0, 0.0
+    ds = vdata.train_subset(data if data is not None else vdata.load_dataset(spec.dataset), spec.train_subset)
+    run = _start(spec, ds.to(dev), dev, trace)
     ckpt = Path(checkpoint_dir) / f"{spec.key()}.pt" if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=dev, weights_only=False)
-        if state["key"] != spec.key():
-            raise ValueError(f"checkpoint {ckpt} belongs to run {state['key']}, not {spec.key()}")
-        model.load_state_dict(state["model"])
-        ema_model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        controller.load_state_dict(state["controller"])
-        for src in ("shuf", "aug"):
-            gens[src].set_state(state["gens"][src].cpu())
-        epochs, iter_logs = state["epochs"], state["iters"]
-        start_epoch, wall_before, started = state["epoch"], state["wall_s"], state["started"]
-
-    bar = None
-    if not quiet:
-        bar = tqdm(total=total, initial=start_epoch * steps, desc=f"{spec.model} {spec.loss} seed {spec.seed}",
-                   unit="it", leave=False, file=sys.stderr, dynamic_ncols=True)
-    last_logits = None
-    for epoch in range(start_epoch, spec.epochs):
-        model.train()
-        perm, dy, dx, flip = epoch_plan(n_train, gens)
-        if trace is not None:
-            trace("epoch", epoch, perm, dy, dx, flip)
-        log = torch.zeros(4, steps, dtype=torch.float32, device=dev)
-        lr = spec.lr
-        for i in range(steps):
-            step = epoch * steps + i
-            lr = lr_at(step, total, warmup, spec.lr)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            idx = perm[i * bs:(i + 1) * bs]
-            xb = vdata.augment(ds.train_x[idx], dy[idx], dx[idx], flip[idx])
-            yb = ds.train_y[idx]
-            logits = ctx.forward(model, xb)
-            loss = criterion(logits, yb)
-            if spec.loss == "base":
-                with torch.no_grad():
-                    controller(base_fn.value)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            decay = min(spec.ema_decay, (1.0 + step) / (10.0 + step))
-            with torch.no_grad():
-                torch._foreach_lerp_(e_float, m_float, 1.0 - decay)
-            last = controller.last
-            log[:, i] = torch.stack([base_fn.value.float(), last["lambda"].float(), last["delta"].float(),
-                                     last["sigma"].float()])
-            if bar is not None:
-                bar.update(1)
-        # end of epoch: evaluate and move the logs (the one host sync of the epoch)
-        if dev.type != "cpu":
-            controller.check()
-        last_logits = _evaluate(ctx, model, ds.test_x)
-        test_loss = F.cross_entropy(last_logits, ds.test_y)
-        test_acc = (last_logits.argmax(1) == ds.test_y).float().mean()
-        log_np = log.cpu().numpy()
-        for k, row in zip(("loss", "lambda", "delta", "sigma"), log_np):
-            iter_logs[k].append(row.copy())
-        wall = wall_before + time.perf_counter() - t_epoch0
-        rec = {"epoch": epoch + 1, "lr": lr, "train_loss": float(log_np[0].mean()),
-               "test_loss": float(test_loss), "test_acc": float(test_acc),
-               "lambda_mean": float(log_np[1].mean()), "sigma_mean": float(log_np[3].mean()), "wall_s": wall}
-        epochs.append(rec)
-        if bar is not None:
-            bar.set_postfix(epoch=epoch + 1, loss=f"{rec['train_loss']:.3f}", acc=f"{100 * rec['test_acc']:.1f}%",
-                            lam=f"{rec['lambda_mean']:.3f}")
-        if ckpt is not None and epoch + 1 < spec.epochs:
-            _atomic_torch_save({"key": spec.key(), "spec": spec.to_dict(), "epoch": epoch + 1,
-                                "model": model.state_dict(), "ema": ema_model.state_dict(),
-                                "opt": opt.state_dict(), "controller": controller.state_dict(),
-                                "gens": {s: gens[s].get_state() for s in ("shuf", "aug")},
-                                "epochs": epochs, "iters": iter_logs, "wall_s": wall, "started": started}, ckpt)
-        if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < spec.epochs:
-            if bar is not None:
-                bar.close()
+        _resume(run, ckpt)
+    bar = tqdm(total=run.total, initial=run.epoch * run.steps, desc=f"{spec.model} {spec.loss} seed {spec.seed}",
+               unit="it", leave=False, file=sys.stderr, dynamic_ncols=True, disable=quiet)
+    logits = None
+    while run.epoch < spec.epochs:
+        log, lr = _train_epoch(run, run.epoch, bar, trace)
+        logits = _end_epoch(run, log, lr)
+        row = run.epochs[-1]
+        bar.set_postfix(epoch=run.epoch, loss=f"{row['train_loss']:.3f}", acc=f"{100 * row['test_acc']:.1f}%",
+                        lam=f"{row['lambda_mean']:.3f}")
+        if ckpt is not None and run.epoch < spec.epochs:
+            _save_checkpoint(run, ckpt)
+        if stop_after is not None and stop_after <= run.epoch < spec.epochs:
+            bar.close()
             return None  # type: ignore[return-value]
-    if bar is not None:
-        bar.close()
-
-    if trace is not None:
-        trace("final", model, ema_model)
-    # final evaluations: plain model (the last epoch's logits), EMA, TTA
-    if last_logits is None:  # resumed from a checkpoint of the final epoch (not written) or epochs == 0
-        last_logits = _evaluate(ctx, model, ds.test_x)
-    ema_logits = _evaluate(ctx, ema_model, ds.test_x)
-    views = tta_views_list(spec.tta_views)
-    probs = last_logits.softmax(1)
-    tta = probs.clone()
-    for v in views[1:]:
-        tta += _evaluate(ctx, model, ds.test_x, v).softmax(1)
-    wall_s = wall_before + time.perf_counter() - t_epoch0
-    pdt = _pred_dtype(ds.num_classes)
-    y = ds.test_y
-    record = RunRecord(
-        spec=spec, key=spec.key(),
-        test_acc=float((last_logits.argmax(1) == y).float().mean()),
-        test_loss=float(F.cross_entropy(last_logits, y)),
-        ema_acc=float((ema_logits.argmax(1) == y).float().mean()),
-        tta_acc=float((tta.argmax(1) == y).float().mean()), tta_views=len(views),
-        epochs=epochs, iters={k: np.concatenate(v).astype(np.float32) for k, v in iter_logs.items()},
-        preds=last_logits.argmax(1).cpu().numpy().astype(pdt),
-        ema_preds=ema_logits.argmax(1).cpu().numpy().astype(pdt),
-        tta_preds=tta.argmax(1).cpu().numpy().astype(pdt),
-        labels=y.cpu().numpy().astype(pdt),
-        probs=probs.cpu().numpy().astype(np.float16) if keep_probs else None,
-        wall_s=wall_s, device=_device_str(dev), versions=_versions(), started=started,
-        n_params=models.param_count(model), steps_per_epoch=steps, data_source=ds.source,
-        machine=machine_info())
+    bar.close()
+    trace("final", run.model, run.ema.model)
+    record = _record(run, logits, keep_probs)
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return record
@@ -494,16 +568,16 @@ def add_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, choices=models.MODELS, help="network (default: the profile's)")
     p.add_argument("--width", type=float, default=None,
                    help="width multiplier (default: the profile's width for the model, vml.spec.ARCH_SETTINGS)")
-    p.add_argument("--loss", default="base", choices=["base", "vml"], help="base (cross-entropy) or vml")
+    p.add_argument("--loss", default="base", choices=LOSSES, help="base (cross-entropy) or vml")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vary", default="all", choices=["all", "init", "aug", "shuf"],
+    p.add_argument("--vary", default="all", choices=VARY,
                    help="which randomness sources take --seed (the rest take the base seed)")
     p.add_argument("--dataset", default=None, choices=list(vdata.DATASETS))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
+    p.add_argument("--precision", default=None, choices=PRECISIONS)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--checkpoint-dir", default=None, help="checkpoint after each epoch here and resume")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import stats, store
-from ..spec import BOOK_PROFILE
+from ..spec import BOOK_PROFILE, LOSSES
 from ..studies import GridItem, get_study
 
 
@@ -73,7 +73,7 @@ def load(study: str, profile: str | None = None, root: Any = None) -> pd.DataFra
 def arm_values(df: pd.DataFrame, value: str = "test_acc") -> dict[str, np.ndarray]:
     """{"base": values, "vml": values} in seed order, in percent for accuracies."""
     out = {}
-    for loss in ("base", "vml"):
+    for loss in LOSSES:
         g = df[df["loss"] == loss].sort_values("seed") if len(df) else df
         a = g[value].to_numpy(dtype=float) if len(g) else np.zeros(0)
         out[loss] = 100.0 * a if value.endswith("acc") else a
@@ -132,7 +132,7 @@ def spread_parts(study: str, by: Sequence[str], profile: str | None = None, root
 
 def add_spread_parts(t: pd.DataFrame, parts: dict[tuple, dict], by: Sequence[str]) -> pd.DataFrame:
     """`t` (one row per setting, with the `by` columns) with each arm's floor and distribution-level SD."""
-    for loss in ("base", "vml"):
+    for loss in LOSSES:
         for part in ("floor", "dist_sd"):
             t[f"{loss}_{part}"] = [parts.get((*(r[c] for c in by), loss), {}).get(part, np.nan)
                                    for _, r in t.iterrows()]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper, stats, store
-from ..spec import PROFILES
+from ..spec import LOSSES, PROFILES
 from .common import NO_RUNS, arm_values, pool, profile_or_default, step_cost, stored_runs
 
 
@@ -63,7 +63,7 @@ def wall_times(profile: str | None = None, root: Any = None) -> pd.DataFrame:
     the VML/Base ratio of the medians."""
     df = pool(profile, root)
     rows = []
-    for loss in ("base", "vml"):
+    for loss in LOSSES:
         w = df.loc[df["loss"] == loss, "wall_s"].to_numpy(dtype=float) if len(df) else np.zeros(0)
         rows.append({"loss": loss, "runs": int(w.size),
                      "median_s": float(np.median(w)) if w.size else np.nan,
