@@ -287,7 +287,9 @@ def _criterion(spec: RunSpec, device: torch.device) -> tuple[Callable[[Tensor, T
 
 class _EMA:
     """The "accelerated ensemble": an EMA of the weights and BN statistics of `model`, updated every
-    iteration with decay min(decay, (1+t)/(10+t))."""
+    iteration with decay min(decay, (1+t)/(10+t)). (Not torch's `AveragedModel`: it copies the weights
+    at its first update, where this averages them, and its state dict has other keys; stored records
+    and checkpoints would change.)"""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.model = copy.deepcopy(model).requires_grad_(False)
@@ -414,10 +416,10 @@ def _start(spec: RunSpec, ds: vdata.Dataset, device: torch.device, trace: Callab
                 steps=math.ceil(len(ds.train_x) / spec.batch_size), started=started, t0=t0)
 
 
-def _train_epoch(run: _Run, epoch: int, bar: tqdm, trace: Callable[..., None]) -> tuple[Tensor, float]:
-    """One epoch of SGD steps. Returns the per-iteration log (rows ℓ_t, λ_t, δ_t, σ_t; on the device,
-    so the loop never waits for the host) and the last learning rate."""
-    spec, ds, bs = run.spec, run.ds, run.spec.batch_size
+def _train_epoch(run: _Run, bar: tqdm, trace: Callable[..., None]) -> tuple[Tensor, float]:
+    """Epoch `run.epoch` (0-based) of SGD steps. Returns the per-iteration log (rows ℓ_t, λ_t, δ_t,
+    σ_t; on the device, so the loop never waits for the host) and the last learning rate."""
+    spec, ds, bs, epoch = run.spec, run.ds, run.spec.batch_size, run.epoch
     run.model.train()
     perm, dy, dx, flip = epoch_plan(len(ds.train_x), run.gens)
     trace("epoch", epoch, perm, dy, dx, flip)
@@ -541,7 +543,7 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
                unit="it", leave=False, file=sys.stderr, dynamic_ncols=True, disable=quiet)
     logits = None
     while run.epoch < spec.epochs:
-        log, lr = _train_epoch(run, run.epoch, bar, trace)
+        log, lr = _train_epoch(run, bar, trace)
         logits = _end_epoch(run, log, lr)
         row = run.epochs[-1]
         bar.set_postfix(epoch=run.epoch, loss=f"{row['train_loss']:.3f}", acc=f"{100 * row['test_acc']:.1f}%",
