@@ -193,16 +193,7 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 def _device_str(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    name = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"cpu ({name}, {torch.get_num_threads()} threads)"
+    return f"cpu ({machine_info()['cpu']}, {torch.get_num_threads()} threads)"
 
 
 def machine_info() -> dict[str, Any]:

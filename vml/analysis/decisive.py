@@ -27,9 +27,9 @@ from .common import stored_runs
 
 ALPHA = 0.05   # family-wise, Holm across the three primary tests
 POWER = 0.8
-#: the paper's Var. Red. for ResNet-14 on CIFAR-10 (Table 2): the reduction the primary tests look for
+# the reduction the primary tests look for: the paper's Var. Red. for ResNet-14 on CIFAR-10 (Table 2)
 CLAIMED = float(paper.table2().query("dataset == 'CIFAR-10' and model == 'ResNet-14'")["var_red"].iloc[0])
-#: the primary tests: (label, study, arm tag, runs per arm)
+# the primary tests, each (label, study, arm tag, runs per arm)
 PRIMARY = (("ResNet-14, 5 epochs", "powered", "short", POWERED_N_SHORT),
            ("ResNet-14, long", "powered", "long", POWERED_N_LONG),
            ("FastNet, 10% of the data, 40 epochs", "reactivity-long", "small-data", SMALL_N))
