@@ -376,12 +376,15 @@ def test_display_halves_split_the_columns(tmp_path):
     t = results.sources_table(PROFILE, tmp_path, n_boot=200)
     whole = results.display_table(t, ["source"])
     acc = results.display_table(t, ["source"], part="accuracy")
+    spr = results.display_table(t, ["source"], part="spread")
     ver = results.display_table(t, ["source"], part="verdict")
-    assert list(acc.columns) == ["n (B/V)", "paper Base", "ours Base", "paper VML", "ours VML",
-                                 "Base floor / dist. SD", "VML floor / dist. SD"]
+    assert list(acc.columns) == ["n (B/V)", "paper Base", "ours Base", "paper VML", "ours VML"]
+    assert list(spr.columns) == ["n (B/V)", "Base floor / dist. SD", "VML floor / dist. SD",
+                                 "95% CI (bootstrap)"]
     assert list(ver.columns)[0] == "n (B/V)" and list(ver.columns)[-1] == "verdict"
-    assert set(acc.columns) | set(ver.columns) == set(whole.columns)
-    assert set(acc.columns) & set(ver.columns) == {"n (B/V)"}
+    assert set(acc.columns) | set(spr.columns) | set(ver.columns) == set(whole.columns)
+    assert set(acc.columns) & set(ver.columns) == set(acc.columns) & set(spr.columns) == {"n (B/V)"}
+    assert set(spr.columns) & set(ver.columns) == {"n (B/V)"}
     with pytest.raises(ValueError, match="part='half' is not allowed"):
         results.display_table(t, ["source"], part="half")
 
@@ -392,8 +395,8 @@ def test_display_names_the_bootstrap_verdict_where_it_differs_and_shows_floors(t
     ver = results.display_table(t, ["source"], part="verdict")
     assert list(ver["verdict"]) == ["inconclusive at this n (bootstrap: not supported)", "not supported"]
     t["base_floor"], t["base_dist_sd"] = [0.25, np.nan], [0.5, np.nan]
-    acc = results.display_table(t, ["source"], part="accuracy")
-    assert list(acc["Base floor / dist. SD"]) == ["0.25\u00a0/\u00a00.50", "–"]
+    spr = results.display_table(t, ["source"], part="spread")
+    assert list(spr["Base floor / dist. SD"]) == ["0.25\u00a0/\u00a00.50", "–"]
 
 
 def test_architectures_headline_row_gives_each_network_its_n():

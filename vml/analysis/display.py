@@ -22,24 +22,29 @@ def _ci(lo: float, hi: float, digits: int = 0) -> str:
     return f"[{f(lo)},\u00a0{f(hi)}]"
 
 
-PARTS = ("all", "accuracy", "verdict")
+PARTS = ("all", "accuracy", "spread", "verdict")
 
 
-def _part(out: pd.DataFrame, part: str, accuracy: Sequence[str], shared: Sequence[str] = ()) -> pd.DataFrame:
-    """Columns of a reader's table: all, the accuracy half (`accuracy`) or the verdict half (the rest);
-    `shared` columns appear in both halves. Two halves fit a page where the whole does not."""
+def _part(out: pd.DataFrame, part: str, accuracy: Sequence[str], shared: Sequence[str] = (),
+          spread: Sequence[str] = ()) -> pd.DataFrame:
+    """Columns of a reader's table: all, the accuracy part (`accuracy`), the spread part (`spread`) or
+    the verdict part (the rest); `shared` columns appear in every part. Parts fit a page where the
+    whole does not."""
     if part not in PARTS:
         raise ValueError(f"part={part!r} is not allowed; use one of {PARTS}")
     if part == "all":
         return out
-    keep = [c for c in out.columns if (c in accuracy) == (part == "accuracy") or c in shared]
-    return out[keep]
+    own = {"accuracy": accuracy, "spread": spread}.get(part)
+    if own is None:  # verdict: what no other part shows
+        return out[[c for c in out.columns if (c not in accuracy and c not in spread) or c in shared]]
+    return out[[c for c in out.columns if c in own or c in shared]]
 
 
 def display_table(t: pd.DataFrame, labels: Sequence[str], part: str = "all") -> pd.DataFrame:
     """The reader's view of a `comparison_table`: paper vs ours as 'mean ± SD' strings, the Var. Red.
-    with its 95% F interval, the mean difference and the verdict (label columns first); `part`
-    'accuracy' or 'verdict' gives one half of the columns."""
+    with its 95% F interval, the mean difference and the verdict (label columns first); with the
+    arms' noise floors (Tables 1-2) the 'spread' part holds them and the bootstrap interval; `part`
+    'accuracy', 'spread' or 'verdict' gives one part of the columns."""
     out = pd.DataFrame({c: t[c] for c in labels})
     out["n (B/V)"] = [f"{a}/{b}" for a, b in zip(t["n_base"], t["n_vml"])]
     out["paper Base"] = [_pm(m, s) for m, s in zip(t["paper_base_acc"], t["paper_base_sd"])]
@@ -62,8 +67,9 @@ def display_table(t: pd.DataFrame, labels: Sequence[str], part: str = "all") -> 
     out["verdict"] = [v if r == v or not isinstance(r, str) else f"{v} (bootstrap: {r})"
                       for v, r in zip(t["verdict"], robust)]
     out = out.set_index(list(labels))
-    return _part(out, part, ["paper Base", "ours Base", "paper VML", "ours VML", "Base floor / dist. SD",
-                             "VML floor / dist. SD"], shared=["n (B/V)"])
+    spread = ["Base floor / dist. SD", "VML floor / dist. SD", "95% CI (bootstrap)"]
+    return _part(out, part, ["paper Base", "ours Base", "paper VML", "ours VML"], shared=["n (B/V)"],
+                 spread=spread if "base_floor" in t else ())
 
 
 def ablation_display(t: pd.DataFrame) -> pd.DataFrame:
