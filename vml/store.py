@@ -128,10 +128,14 @@ def save(record: Any, root: str | Path | None = None) -> Path:
 # on any host may take it over, when its heartbeat is older than claim_timeout() seconds
 # ($VML_CLAIM_TIMEOUT, default 600), or at once when its owner is provably gone: same kernel boot and
 # pid namespace, pid dead. Host clocks must agree to well within the timeout (NTP does).
-# A takeover renames the stale file aside (only one racer's rename of that file can succeed), checks
-# that it moved the very file it judged stale (same inode, mtime and text: a racer that came second
-# may have moved the winner's new claim, whose inode number can be the freed one's; it puts that
-# claim back), and then creates its own with O_EXCL.
+# A takeover first creates, with O_EXCL, a token named after the stale file's identity (inode and
+# mtime): `<key>.lock.takeover-<ino>-<mtime_ns>`. One racer gets it; the others give up. The holder
+# looks again that the claim is still that very file (a racer that read it late would otherwise move
+# the winner's new claim and leave the path empty for a moment, as a rename-only takeover did), moves
+# it aside, drops the token (that file is gone for good, so a token for it means nothing any more)
+# and creates its own claim with O_EXCL, which any other newcomer may win instead: one winner either
+# way. A token older than claim_timeout() was left by a holder that died in the middle of a takeover
+# and is removed by the next racer to find it.
 # An owner whose claim was taken over finds the file at its path is no longer its own (`holds`) and
 # does not save. Claims written by older versions ("host pid", one line, no heartbeat) stay live while
 # that pid lives on this host, else until their mtime is claim_timeout() old.
@@ -241,23 +245,50 @@ _HELD: dict[Path, int] = {}  # claims this process holds: lock path -> open file
 _HELD_LOCK = threading.Lock()
 
 
-def _take_over(lock: Path, stale: tuple[int, int, str]) -> bool:
-    """Move the stale claim `lock` aside; True only if it was that very file (one racer wins)."""
-    aside = lock.with_name(f"{lock.name}.stale-{uuid.uuid4().hex}")
-    try:
-        os.rename(lock, aside)
-    except FileNotFoundError:
-        return False  # another racer moved it first
-    moved = read_claim(aside)
-    if moved is not None and moved[1] == stale:
-        os.unlink(aside)
-        return True
-    try:  # we moved a claim made since we looked: put it back (if nobody has claimed meanwhile)
-        os.link(aside, lock)
-    except FileExistsError:
-        pass  # its owner will find its claim lost (`holds`) and not save
-    os.unlink(aside)
+def _make_token(token: Path) -> bool:
+    """Create the takeover token; False while another racer holds it (a token older than
+    claim_timeout() was left by a racer that died holding it: it is removed and made anew)."""
+    for _ in range(2):
+        try:
+            os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - token.stat().st_mtime <= claim_timeout():
+                    return False
+                token.unlink()
+            except FileNotFoundError:
+                pass
     return False
+
+
+def _take_over(lock: Path, stale: tuple[int, int, str]) -> bool:
+    """Remove the stale claim `lock`, identified by `stale` (inode, mtime, text); True for one racer only."""
+    ino, mtime_ns, _ = stale
+    token = lock.with_name(f"{lock.name}.takeover-{ino}-{mtime_ns}")
+    if not _make_token(token):
+        return False
+    try:
+        now = read_claim(lock)
+        if now is None or now[1] != stale:  # released, taken over already, or its owner came back
+            return False
+        aside = lock.with_name(f"{lock.name}.stale-{uuid.uuid4().hex}")
+        os.rename(lock, aside)
+        moved = read_claim(aside)
+        if moved is not None and moved[1] == stale:
+            aside.unlink()
+            return True
+        # its owner beat or released it between our look and the move: put back what we moved
+        try:
+            os.link(aside, lock)
+        except FileExistsError:
+            pass  # a newcomer claimed meanwhile; the owner finds its claim lost (`holds`) and does not save
+        os.unlink(aside)
+        return False
+    except FileNotFoundError:  # released under our feet
+        return False
+    finally:
+        token.unlink(missing_ok=True)
 
 
 def claim(spec: RunSpec, root: str | Path | None = None, task: str | None = None) -> bool:
