@@ -8,6 +8,7 @@ numbers. Nothing here trains a network or reads files; everything is determinist
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, Sequence
 
 import matplotlib as mpl
@@ -100,6 +101,12 @@ def controller_trace(losses: Sequence[float] | np.ndarray, config: VMLConfig | N
     return pd.DataFrame(rows)
 
 
+@functools.lru_cache(maxsize=32)
+def _knob_trace(losses: bytes, config: VMLConfig) -> pd.DataFrame:
+    """`controller_trace` for one knob setting, kept: the knob panels and the knob table share it."""
+    return controller_trace(np.frombuffer(losses, dtype=np.float64), config)
+
+
 def _phase_masks(df: pd.DataFrame, phases: Phases, warmup_steps: int) -> dict[str, np.ndarray]:
     t = df["t"].to_numpy()
     return {"calm": (t > warmup_steps) & (t < phases.calm_end),
@@ -117,7 +124,7 @@ def knob_summary(losses: np.ndarray, phases: Phases, knobs: Mapping[str, Sequenc
     for knob, values in (knobs or KNOBS).items():
         for value in values:
             cfg = base.replace(**{knob: type(getattr(base, knob))(value)})
-            df = controller_trace(losses, cfg)
+            df = _knob_trace(np.asarray(losses, dtype=np.float64).tobytes(), cfg)
             m = _phase_masks(df, phases, cfg.warmup_steps)
             lam = df["lambda"].to_numpy()
             strength = (df["grad_factor"] - 1.0).abs().to_numpy()
@@ -188,7 +195,7 @@ def plot_knobs(losses: np.ndarray, phases: Phases | None = None,
         for ax, (knob, values) in zip(axes, knobs.items()):
             for i, value in enumerate(values):
                 cfg = base.replace(**{knob: type(getattr(base, knob))(value)})
-                df = controller_trace(losses, cfg)
+                df = _knob_trace(np.asarray(losses, dtype=np.float64).tobytes(), cfg)
                 if knob == "delta":
                     y = (df["grad_factor"] - 1.0).abs().rolling(10, min_periods=1).mean()
                 else:

@@ -24,26 +24,26 @@ def _pool_arrays(loss: str, profile: str, root: Any) -> tuple[np.ndarray, list[n
     return np.asarray(seeds)[order], [probs[i] for i in order], [preds[i] for i in order]
 
 
-def ensemble_accuracies(probs: Sequence[np.ndarray], labels: np.ndarray, size: int,
+def ensemble_accuracies(probs: Sequence[np.ndarray] | np.ndarray, labels: np.ndarray, size: int,
                         method: str = "mean") -> np.ndarray:
     """Accuracy (fraction) of each *disjoint* ensemble of `size` consecutive runs (runs beyond the
     last full ensemble are left out). method="mean": argmax of the averaged probabilities;
     "vote": majority vote of the members' argmax, ties broken by the averaged probability."""
-    n = len(probs) // size
-    out = []
-    for j in range(n):
-        members = np.stack(probs[j * size:(j + 1) * size]).astype(np.float64)
-        avg = members.mean(axis=0)
-        if method == "mean":
-            pred = avg.argmax(axis=1)
-        elif method == "vote":
-            k = avg.shape[1]
-            votes = np.stack([np.bincount(row, minlength=k) for row in members.argmax(axis=2).T])
-            pred = (votes + 0.5 * avg).argmax(axis=1)  # avg < 1: breaks ties only
-        else:
-            raise ValueError(f"method={method!r} is not allowed; use 'mean' or 'vote'")
-        out.append(float((pred == labels).mean()))
-    return np.asarray(out)
+    if method not in ("mean", "vote"):
+        raise ValueError(f"method={method!r} is not allowed; use 'mean' or 'vote'")
+    stacked = np.asarray(probs, dtype=np.float64)  # (runs, images, classes)
+    n = len(stacked) // size
+    return np.asarray([_ensemble_accuracy(stacked[j * size:(j + 1) * size], labels, method) for j in range(n)])
+
+
+def _ensemble_accuracy(members: np.ndarray, labels: np.ndarray, method: str) -> float:
+    avg = members.mean(axis=0)
+    if method == "mean":
+        pred = avg.argmax(axis=1)
+    else:  # votes per class: how many members' argmax is that class
+        votes = (members.argmax(axis=2)[..., None] == np.arange(avg.shape[1])).sum(axis=0)
+        pred = (votes + 0.5 * avg).argmax(axis=1)  # avg < 1: breaks ties only
+    return float((pred == labels).mean())
 
 
 def _paired_boot_red(ref: np.ndarray, other: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
@@ -169,10 +169,9 @@ def _resampled_ensemble_sd(probs: Sequence[np.ndarray], labels: np.ndarray, size
                            n: int, seed: int) -> float:
     """SD (pp) of the accuracy of `n` ensembles of `size` runs drawn without replacement from the pool."""
     rng = np.random.default_rng(seed)
-    accs = []
-    for _ in range(n):
-        idx = rng.choice(len(probs), size, replace=False)
-        accs.append(ensemble_accuracies([probs[i] for i in idx], labels, size, method)[0])
+    stacked = np.asarray(probs, dtype=np.float64)
+    accs = [_ensemble_accuracy(stacked[rng.choice(len(stacked), size, replace=False)], labels, method)
+            for _ in range(n)]
     return float(100 * np.std(accs, ddof=1))
 
 
