@@ -6,13 +6,13 @@ BIN    := $(VENV)/bin
 
 .PHONY: setup book test browser clean notebooks notebooks-capped
 
-# --no-compile: modules are byte-compiled on first import instead; compiling all of torch at install
-# took about a minute of the set-up (3 min 13 s against 2 min 4 s, measured on a 2-core Xeon).
+# pip byte-compiles at install (about a minute of the set-up): with PYTHONDONTWRITEBYTECODE set, as on
+# our CI machines, a venv installed with --no-compile recompiles torch in every process that imports it.
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --no-compile -r requirements.txt
+	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
