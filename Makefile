@@ -6,8 +6,8 @@ BIN    := $(VENV)/bin
 
 .PHONY: setup book test browser clean notebooks notebooks-capped
 
-# pip byte-compiles at install (about a minute of the set-up): with PYTHONDONTWRITEBYTECODE set, as on
-# our CI machines, a venv installed with --no-compile recompiles torch in every process that imports it.
+# pip byte-compiles at install (about a minute of the set-up): with PYTHONDONTWRITEBYTECODE set (as on our
+# development machines), a venv installed with --no-compile recompiles torch in every process that imports it.
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
