@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as st
 
 from vml import studies, results, store
+from vml.analysis import decisive
 from vml.studies import get_study
 
 PROFILE = "smoke"  # smoke grids: seeds 1-2 per arm
@@ -446,3 +447,42 @@ def test_step_cost_row_judges_the_interval_against_two_percent(tmp_path, low, hi
     row = results.headline_table(PROFILE, tmp_path, n_boot=200).iloc[8]
     assert row["verdict"] == f"{verdict} (step within 2%)"
     assert row["ours [95% CI]"].startswith(f"training step {(low + high) / 2:.3f}× CE\u00a0[{low:.3f},\u00a0{high:.3f}] (Some CPU)")
+
+
+def pilot_specs():
+    return [i.spec for i in get_study("powered").grid(PROFILE) if i.tags.get("pilot")]
+
+
+@pytest.mark.parametrize("wrong, ratio, rule", [
+    # seed 2 misses examples 0 and 1: accuracies 100% and 75%, observed SD sqrt(0.03125) = 17.68 pp; floor:
+    # two examples with across-run variance 0.5, sqrt(1 / 8²) = 12.5 pp; 1.41 x the floor: the long length
+    (((), (0, 1)), math.sqrt(0.03125) / 0.125, studies.POWERED_EPOCHS_LONG),
+    # each seed misses one example: equal accuracies, observed SD 0 against the same floor: the short length
+    (((1,), (0,)), 0.0, studies.POWERED_EPOCHS_LONG_ALT),
+])
+def test_pilot_reads_its_spread_and_applies_the_declared_rule_once_complete(tmp_path, wrong, ratio, rule):
+    specs = pilot_specs()
+    assert [s.loss for s in specs] == ["base", "base"] and {s.epochs for s in specs} == {studies.POWERED_EPOCHS_LONG}
+    for spec, miss in zip(specs, wrong):
+        preds = LABELS.copy()
+        preds[list(miss)] = (preds[list(miss)] + 1) % 3
+        write_record(tmp_path, spec, 1 - len(miss) / N_TEST, preds=preds, wall_s=7200.0)
+        table, summary = decisive.pilot(PROFILE, tmp_path)
+        assert list(table["wall (h)"]) == [2.0] * len(table)
+        if len(table) < len(specs):  # no statistics before the pilot is complete
+            assert summary == {"runs": 1, "of": 2, "chosen": None}
+            assert decisive.pilot_text(summary).startswith("1 of the pilot's 2 runs are stored.")
+    assert summary["floor_sd"] == pytest.approx(12.5) and summary["ratio"] == pytest.approx(ratio)
+    assert summary["rule"] == rule and summary["chosen"] is None
+    assert decisive.pilot_text(summary).endswith(f"gives {rule} epochs. That length is not committed yet, "
+                                                 "so the long arm's other runs are still held.")
+    assert decisive.pilot_text({**summary, "chosen": 15}).endswith(
+        "the length committed for the long arm." if rule == 15 else "the study does not follow its declared rule.")
+    assert list(table["test acc (%)"]) == [100 * (1 - len(m) / N_TEST) for m in wrong]
+
+
+def test_pilot_stays_the_same_runs_whatever_length_is_chosen(tmp_path, monkeypatch):
+    before = [s.key() for s in pilot_specs()]
+    monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, PROFILE, studies.POWERED_EPOCHS_LONG_ALT)
+    assert [s.key() for s in pilot_specs()] == before
+    assert decisive.pilot(PROFILE, tmp_path)[1]["chosen"] == studies.POWERED_EPOCHS_LONG_ALT

@@ -156,9 +156,26 @@ def test_status_lists_claims_from_other_hosts_and_failed_runs(tmp_path, capsys):
     assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith(STUDY))
-    assert line.split()[-7:-1] == ["4", "0", "1", "1", "2", "0"]  # runs, done, claimed, failed, missing, unavail.
+    # runs, done, claimed, failed, missing, held, unavailable
+    assert line.split()[-8:-1] == ["4", "0", "1", "1", "2", "0", "0"]
     assert f"{specs[0].key()} live  host node-7 pid 31 task 4242_1 since 1970-01-01 00:00:00 UTC" in out
     assert f"{specs[1].key()} host " in out and "task 4242_2" in out and "RuntimeError: CUDA out of memory" in out
     # a submission leaves the claimed run to its owner and retries the failed one
     assert {i.spec.key() for i in runner.submittable([STUDY], "smoke", str(tmp_path))} == {
         s.key() for s in specs[1:]}
+
+
+def test_held_runs_are_neither_trained_nor_submitted_and_status_says_why(tmp_path, capsys):
+    grid = get_study("powered").grid("smoke")  # the long arm's VML runs wait for the pilot's choice
+    held = {i.spec.key() for i in grid if i.held}
+    assert len(held) == 2
+    assert {i.spec.key() for i in runner.submittable(["powered"], "smoke", str(tmp_path))} == {
+        i.spec.key() for i in grid} - held
+    assert main(["run", "powered", "--profile", "smoke", "--root", str(tmp_path), "--limit", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 0 run(s)\n2 run(s) not started: held until the pilot's choice" in out
+    assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("powered"))
+    assert line.split()[-8:-1] == [str(len(grid)), "0", "0", "0", str(len(grid) - 2), "2", "0"]
+    assert "held: 2 run(s) until the pilot's choice of the long arm's length is committed" in out

@@ -109,6 +109,41 @@ def test_powered_reuses_the_table2_resnet_runs_and_puts_the_pilot_first():
     assert l1 == s1.replace(epochs=studies.POWERED_EPOCHS_LONG)
 
 
+def keys(items):
+    return [i.spec.key() for i in items]
+
+
+def test_long_arm_is_held_until_the_pilots_length_is_committed_and_the_pilot_never_changes(monkeypatch):
+    grid = get_study("powered").grid("cpu")
+    pilot = [i for i in grid if i.tags.get("pilot")]
+    long = [i for i in grid if i.tags["arm"] == "long"]
+    assert grid[:5] == pilot and not any(i.held for i in pilot + [i for i in grid if i.tags["arm"] == "short"])
+    assert [i for i in long if i.held] == [i for i in long if i not in pilot]  # the other 55 long runs wait
+    assert len(long) == 2 * studies.POWERED_N_LONG and all("pilot" in i.held for i in long if i.held)
+    # committed at the pilot's length: the same 160 runs, none held
+    monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, "cpu", studies.POWERED_EPOCHS_LONG)
+    g15 = get_study("powered").grid("cpu")
+    assert keys(g15) == keys(grid) and not any(i.held for i in g15)
+    # committed at the shorter length: the long arm at 11 epochs; the pilot's 15-epoch runs stay, outside it
+    monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, "cpu", studies.POWERED_EPOCHS_LONG_ALT)
+    g11 = get_study("powered").grid("cpu")
+    long11 = [i for i in g11 if i.tags["arm"] == "long"]
+    assert keys(g11[:5]) == keys(pilot) and {i.tags["arm"] for i in g11[:5]} == {"pilot"}
+    assert len(long11) == 2 * studies.POWERED_N_LONG and {i.spec.epochs for i in long11} == {11}
+    assert len(g11) == len(grid) + 5 and not any(i.held for i in g11)
+    assert any(i.held for i in get_study("powered").grid("smoke"))  # a choice is per profile
+
+
+def test_plan_holds_a_run_only_if_every_study_holds_it(monkeypatch):
+    spec = profile_spec("smoke", seed=1)
+    monkeypatch.setitem(STUDIES, "waits", studies.Study("waits", "", lambda p: [studies.GridItem(spec, held="why")]))
+    monkeypatch.setitem(STUDIES, "needs", studies.Study("needs", "", lambda p: [studies.GridItem(spec, keep_probs=True)]))
+    assert [i.held for i in plan(["waits"], "smoke")] == ["why"]
+    for names in (["waits", "needs"], ["needs", "waits"]):
+        (item,) = plan(names, "smoke")
+        assert item.held == "" and item.keep_probs
+
+
 @pytest.mark.parametrize("epochs", [studies.POWERED_EPOCHS_LONG, studies.POWERED_EPOCHS_LONG_ALT])
 def test_long_arm_spends_at_least_80_percent_of_steps_after_the_latch(epochs):
     spec = get_study("powered").grid("cpu")[0].spec

@@ -115,7 +115,22 @@ def _todo(names: list[str], profile: str, seeds: Sequence[int] | None, keys: Seq
     for item in items:
         if (moved := store.set_aside_if_corrupt(item.spec, root)) is not None:
             print(f"set aside the corrupt record {moved}; training its run again", file=sys.stderr)
-    return [i for i in items if not store.exists(i.spec, root)]
+    return [i for i in items if not i.held and not store.exists(i.spec, root)]
+
+
+def held(names: list[str], profile: str, seeds: Sequence[int] | None = None, root: str | None = None
+         ) -> dict[str, int]:
+    """The runs of the named studies that are not stored and must wait: reason -> how many."""
+    out: dict[str, int] = {}
+    for i in select_seeds(plan(names, profile), seeds):
+        if i.held and not store.exists(i.spec, root):
+            out[i.held] = out.get(i.held, 0) + 1
+    return out
+
+
+def _print_held(names: list[str], profile: str, seeds: Sequence[int] | None, root: str | None) -> None:
+    for reason, n in held(names, profile, seeds, root).items():
+        print(f"{n} run(s) not started: {reason}")
 
 
 def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = None, quiet: bool = True,
@@ -334,7 +349,8 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
 
 def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     """Per study: runs in the grid, stored, claimed (live claim), failed (last attempt raised, no live
-    claim), missing (the rest, dataset here), unavailable here, and an estimated time to finish."""
+    claim), missing (the rest, dataset here), held (waiting for a design choice, see `GridItem.held`),
+    unavailable here, and an estimated time to finish the missing, claimed and failed ones."""
     walls = []
     for path in store.iter_records(profile, root):
         rec = store.read_json(path)
@@ -346,13 +362,16 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     for name, study in STUDIES.items():
         grid = study.grid(profile)
         todo = [i.spec for i in grid if not store.exists(i.spec, root)]
-        here = [s for s in todo if available(s.dataset)]
+        waiting = {i.spec.key() for i in grid if i.held}
+        here = [s for s in todo if available(s.dataset) and s.key() not in waiting]
+        on_hold = [s for s in todo if available(s.dataset) and s.key() in waiting]
         claimed = [s for s in here if s.key() in live]
         failing = [s for s in here if s.key() in failed]
         missing = [s for s in here if s.key() not in live and s.key() not in failed]
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": len(grid) - len(todo),
                      "claimed": len(claimed), "failed": len(failing), "missing": len(missing),
-                     "unavailable": len(todo) - len(here), "eta_s": estimate_seconds(here, walls)})
+                     "held": len(on_hold), "unavailable": len(todo) - len(here) - len(on_hold),
+                     "eta_s": estimate_seconds(here, walls)})
     return rows
 
 
@@ -441,6 +460,7 @@ def _cli_run(args: Any) -> int:
         print(f"{e}: claims released, checkpoints kept; `python -m vml run` again resumes", file=sys.stderr)
         return 128 + signal.SIGTERM
     print(f"trained {n} run(s)")
+    _print_held(names, args.profile, args.seeds, args.root)
     return 0
 
 
@@ -454,11 +474,14 @@ def _cli_submit(args: Any) -> int:
         print(e, file=sys.stderr)
         return 2
     if not jobs:
-        print("nothing to submit: every run is stored, claimed, or lacks its dataset here (`python -m vml status`)")
+        print("nothing to submit: every run is stored, claimed, held, or lacks its dataset here "
+              "(`python -m vml status`)")
+        _print_held(args.studies, args.profile, args.seeds, args.root)
         return 0
     ids = sorted({j.job_id.split("_")[0] for j in jobs})  # Slurm: one array; local: one process per task
     print(f"submitted {n} run(s) as {len(jobs)} task(s) ({args.executor} job{'s' * (len(ids) > 1)} "
           f"{', '.join(ids)}); logs in {str(folder).replace('%j', '<job id>')}")
+    _print_held(args.studies, args.profile, args.seeds, args.root)
     if args.executor == "slurm":
         return 0
     failed = [(j.job_id, e) for j in jobs if (e := j.exception()) is not None]  # waits for the local tasks
@@ -472,7 +495,7 @@ def _cli_status(args: Any) -> int:
     rows = status(args.profile, args.root)
     print(f"profile {args.profile}")
     ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
-    nums = ("runs", "done", "claimed", "failed", "missing", "unavailable")
+    nums = ("runs", "done", "claimed", "failed", "missing", "held", "unavailable")
     print(f"{'study':<{ws}} {'paper':<{wp}} " + " ".join(f"{h if len(h) <= 8 else h[:7] + '.':>8}" for h in nums)
           + f" {'eta':>9}")
     for r in rows:
@@ -491,6 +514,8 @@ def _cli_status(args: Any) -> int:
         print("\nfailed (last attempt; `python -m vml run` retries them):")
         for key, f in failed.items():
             print(f"  {key} host {f['host']} task {f['task']} at {_fmt_time(f['time'])}: {f['error']}")
+    for reason, n in held(list(STUDIES), args.profile, None, args.root).items():
+        print(f"held: {n} run(s) {reason.removeprefix('held ')}")
     if any(r["unavailable"] for r in rows):
         print("unavailable: runs whose dataset is not on this machine (CIFAR-100 needs the official data: "
               "set VML_DATA_DIR or let torchvision download it, then `python -m vml run architectures`)")

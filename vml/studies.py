@@ -5,7 +5,7 @@ are trained once: the store is keyed by the spec, not by the study.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from .spec import ARCH_SETTINGS, ARCHITECTURES, LOSSES, PROFILES, VARY, RunSpec, profile_spec  # noqa: F401 (re-exported)
@@ -27,11 +27,13 @@ VPL_WEIGHT = 0.05  # the reconstructed within-class logit variance term: our cho
 
 @dataclass(frozen=True)
 class GridItem:
-    """One run of a study: its spec, tags that describe its role, whether to keep its probabilities."""
+    """One run of a study: its spec, tags that describe its role, whether to keep its probabilities, and
+    `held`: why the run must wait (a design choice not yet committed); the runner does not train it."""
 
     spec: RunSpec
     tags: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     keep_probs: bool = False
+    held: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ POWERED_N_LONG = 30          # seeds per arm at the long length
 POWERED_EPOCHS_LONG = 15     # 1470 steps: 86% of them after sigma_ref latches at step 200 (W = 200)
 POWERED_EPOCHS_LONG_ALT = 11  # the pilot's alternative (81% after the latch), see `long_epochs`
 PILOT_SEEDS = (1, 2, 3, 4, 5)  # Base only, at POWERED_EPOCHS_LONG: no look at the VML arm
+# The long arm's length per profile, set from that profile's stored pilot by `long_epochs` and committed
+# before any other run of the long arm; until then the long arm's runs other than the pilot are held.
+POWERED_EPOCHS_LONG_CHOSEN: dict[str, int] = {}
+HELD_FOR_PILOT = ("held until the pilot's choice of the long arm's length is committed "
+                  "(studies.POWERED_EPOCHS_LONG_CHOSEN, by studies.long_epochs on the 5 pilot runs)")
 # small-data, long-run protocol for Fig. 1 and a second variance test: FastNet (the cpu net) on a
 # class-balanced 10% of CIFAR-10, batch 128 (lr scaled linearly from 0.8 at batch 512), 40 epochs:
 # 40 steps per epoch, 1600 steps, sigma_ref latched at step 200 = 12.5% of the run
@@ -140,17 +147,34 @@ def long_epochs(pilot_observed_sd: float | None = None, pilot_floor_sd: float | 
     return POWERED_EPOCHS_LONG_ALT if pilot_observed_sd <= 1.25 * pilot_floor_sd else POWERED_EPOCHS_LONG
 
 
-def _powered(profile: str, epochs_long: int = POWERED_EPOCHS_LONG) -> list[GridItem]:
-    # seed outer, loss inner: a sweep stopped early leaves matched pairs; the pilot (Base, seeds 1-5 of
-    # the long arm) first, then the short arm, then the rest of the long arm
+def _powered(profile: str, epochs_long: int | None = None) -> list[GridItem]:
+    """The pilot (Base, seeds 1-5, POWERED_EPOCHS_LONG epochs), then the short arm, then the long arm at
+    `epochs_long` (default: the profile's committed choice); while no length is chosen, the long arm is listed at
+    POWERED_EPOCHS_LONG and held, except for the pilot's runs. Seed outer, loss inner: a sweep stopped
+    early leaves matched pairs."""
+    epochs_long = epochs_long if epochs_long is not None else POWERED_EPOCHS_LONG_CHOSEN.get(profile)
     n_short = SMOKE_SEEDS if profile == "smoke" else POWERED_N_SHORT
     n_long = SMOKE_SEEDS if profile == "smoke" else POWERED_N_LONG
-    short = [GridItem(_arch_spec(profile, "cifar10", POWERED_MODEL, loss, s), {"arm": "short"})
-             for s in range(1, n_short + 1) for loss in LOSSES]
-    long = [GridItem(_arch_spec(profile, "cifar10", POWERED_MODEL, loss, s).replace(epochs=epochs_long),
-                     {"arm": "long"}) for s in range(1, n_long + 1) for loss in LOSSES]
-    pilot = [i for i in long if i.spec.loss == "base" and i.spec.seed in PILOT_SEEDS]
-    return pilot + short + [i for i in long if i not in pilot]
+
+    def spec(loss: str, seed: int, epochs: int | None = None) -> RunSpec:
+        s = _arch_spec(profile, "cifar10", POWERED_MODEL, loss, seed)
+        return s if epochs is None else s.replace(epochs=epochs)
+
+    pilot = {spec("base", s, POWERED_EPOCHS_LONG).key() for s in PILOT_SEEDS if s <= n_long}
+
+    def long_item(loss: str, seed: int) -> GridItem:
+        sp = spec(loss, seed, epochs_long or POWERED_EPOCHS_LONG)
+        is_pilot = sp.key() in pilot  # at the pilot's length, its runs are long-arm runs too
+        return GridItem(sp, {"arm": "long", "pilot": is_pilot},
+                        held="" if epochs_long is not None or is_pilot else HELD_FOR_PILOT)
+
+    short = [GridItem(spec(loss, s), {"arm": "short"}) for s in range(1, n_short + 1) for loss in LOSSES]
+    long = [long_item(loss, s) for s in range(1, n_long + 1) for loss in LOSSES]
+    first = [i for i in long if i.tags["pilot"]]
+    if not first:  # a length other than the pilot's was chosen: the pilot stays in the study, beside the arms
+        first = [GridItem(spec("base", s, POWERED_EPOCHS_LONG), {"arm": "pilot", "pilot": True})
+                 for s in PILOT_SEEDS if s <= n_long]
+    return first + short + [i for i in long if not i.tags["pilot"]]
 
 
 def _reactivity_long(profile: str) -> list[GridItem]:
@@ -187,8 +211,12 @@ def plan(names: list[str], profile: str) -> list[GridItem]:
     for name in (list(STUDIES) if names == ["all"] else names):
         for item in get_study(name).grid(profile):
             key = item.spec.key()
-            if key not in seen or (item.keep_probs and not seen[key].keep_probs):
-                seen[key] = item if key not in seen else GridItem(seen[key].spec, seen[key].tags, True)
+            if key not in seen:
+                seen[key] = item
+            else:  # keep the probabilities if one study needs them; held only if held in every study
+                old = seen[key]
+                seen[key] = replace(old, keep_probs=old.keep_probs or item.keep_probs,
+                                    held=old.held if item.held else "")
     return list(seen.values())
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import optimize
 from statsmodels.stats.multitest import multipletests
 
-from .. import paper, stats, store
+from .. import paper, stats, store, studies
 from ..studies import POWERED_N_LONG, POWERED_N_SHORT, SMALL_N, get_study
 from .common import stored_runs
 
@@ -76,6 +76,44 @@ def power_table(dist_sd: float, floor_sd: float, ns: tuple[int, ...] = (5, 20, P
                      f"power, {CLAIMED:g}%": stats.f_test_power(n, claim, alpha),
                      f"power, {CLAIMED:g}%, α/3": stats.f_test_power(n, claim, alpha / 3)})
     return pd.DataFrame(rows).set_index("n per arm")
+
+
+# ----------------------------------------------------------------------------- the pilot
+
+def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The long arm's pilot (Base, `PILOT_SEEDS`, `POWERED_EPOCHS_LONG` epochs): one row per stored run
+    (seed, test accuracy in %, wall time in hours, CPU), and a summary: runs stored of all, and once all
+    are stored their observed SD, test-set floor and distribution-level SD (pp), the length the declared
+    rule `studies.long_epochs` gives, and the length committed in `studies.POWERED_EPOCHS_LONG_CHOSEN`
+    (None until committed)."""
+    items = [i for i in get_study("powered").grid(profile) if i.tags.get("pilot")]
+    runs = [(i.spec, store.read(i.spec, root=root)) for i in items if store.exists(i.spec, root)]
+    table = pd.DataFrame([{"seed": spec.seed, "test acc (%)": 100 * rec["test_acc"], "wall (h)": rec["wall_s"] / 3600,
+                           "cpu": (rec.get("machine") or {}).get("cpu", "")} for spec, rec in runs],
+                         columns=["seed", "test acc (%)", "wall (h)", "cpu"]).set_index("seed")
+    summary: dict[str, Any] = {"runs": len(runs), "of": len(items), "chosen": studies.POWERED_EPOCHS_LONG_CHOSEN.get(profile)}
+    if runs and len(runs) == len(items):
+        labels = store.labels(profile, items[0].spec.dataset, root)
+        obs, floor, dist = floor_and_spread([rec["arrays"]["preds"] == labels for _, rec in runs])
+        summary.update(observed_sd=obs, floor_sd=floor, distribution_sd=dist, ratio=obs / floor,
+                       rule=studies.long_epochs(obs, floor))
+    return table, summary
+
+
+def pilot_text(summary: dict[str, Any]) -> str:
+    """One sentence on the pilot (`pilot`'s summary): what it showed, the rule's length, what is committed."""
+    if "rule" not in summary:
+        return (f"{summary['runs']} of the pilot's {summary['of']} runs are stored. Until all are, the long "
+                f"arm's length is not chosen, and its other runs are held.")
+    s = summary
+    text = (f"The pilot's Base runs spread {s['observed_sd']:.2f} pp against a test-set floor of {s['floor_sd']:.2f} pp "
+            f"({s['ratio']:.2f} times the floor; {s['distribution_sd']:.2f} pp at the distribution level), so the "
+            f"declared rule gives {s['rule']} epochs")
+    if s["chosen"] is None:
+        return text + ". That length is not committed yet, so the long arm's other runs are still held."
+    if s["chosen"] == s["rule"]:
+        return text + ", the length committed for the long arm."
+    return text + f", but {s['chosen']} epochs are committed: the study does not follow its declared rule."
 
 
 # ----------------------------------------------------------------------------- reading rule
