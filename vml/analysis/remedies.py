@@ -109,17 +109,18 @@ def remedies_table(profile: str | None = None, root: Any = None, ensemble_sizes:
     seeds, probs, _ = _pool_arrays("base", profile, root) if nb else (np.zeros(0), [], [])
     if probs:
         labels = store.labels(profile, base["dataset"].iloc[0], root)
+        probs = np.asarray(probs, dtype=np.float64)  # (runs, images, classes): stacked once for all ensembles
     for n_ens in ensemble_sizes:
         for method, name in (("mean", "Ensemble (N={n}, mean prob.)"), ("vote", "Ensemble (N={n}, vote)")):
             r = {"method": name.format(n=n_ens), "paper_method": "Ensemble (N=20)",
                  "training_cost": f"{n_ens}x", "inference_cost": f"{n_ens}x"}
-            accs = 100 * ensemble_accuracies(probs, labels, n_ens, method) if probs else np.zeros(0)
+            accs = 100 * ensemble_accuracies(probs, labels, n_ens, method) if len(probs) else np.zeros(0)
             r.update(units=int(accs.size), mean_acc=accs.mean() if accs.size else np.nan,
                      sd=accs.std(ddof=1) if accs.size > 1 else np.nan)
             r["var_red"] = 100 * (1 - r["sd"] / sd_b) if accs.size > 1 and nb > 1 else np.nan
             r["low"], r["high"] = stats.var_red_interval(sd_b, nb, r["sd"], accs.size)
             r["resampled_sd"] = _resampled_ensemble_sd(probs, labels, n_ens, method, n_resample, seed) \
-                if probs and len(probs) > n_ens else np.nan
+                if len(probs) > n_ens else np.nan
             rows.append(r)
     for col, name, paper_name, cost in (
             ("ema_acc", "EMA weights", "Accelerated ensemble (EMA/snapshots)", ("1x", "1x")),
