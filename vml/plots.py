@@ -15,6 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import stats
 
@@ -353,6 +354,7 @@ def plot_controller_effect(runs: pd.DataFrame, title: str = "") -> Figure:
     ax_f.axhline(1.0, color="0.5", lw=0.8, ls="--")
     ax_f.set(xlabel="epoch", ylabel="gradient factor dL/dℓ", title="gradient factor (mean, 5-95% of steps)")
     ax_s.set(xlabel="seed", ylabel="σ_ref (latched at step W)", title="σ_ref across seeds")
+    ax_s.xaxis.set_major_locator(MaxNLocator(integer=True))  # seeds are whole numbers
     ax_f.legend(fontsize=8)
     if title:
         fig.suptitle(title)
