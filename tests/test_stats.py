@@ -432,3 +432,15 @@ def test_fisher_welch_and_summary_intervals_by_hand():
     lo, hi = stats.var_red_interval(1.0, 5, 1.0, 5)
     assert (lo, hi) == pytest.approx((100 * (1 - math.sqrt(9.6045)), 100 * (1 - 1 / math.sqrt(9.6045))), abs=1e-3)
     assert all(np.isnan(stats.var_red_interval(1.0, 1, 1.0, 5)))
+
+
+def test_normal_seed_effect_matches_closed_forms_and_simulation():
+    # n = 2: the gap is |X1 - X2|, whose mean for two standard normals is 2/sqrt(pi)
+    assert stats.normal_seed_effect(2) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-9)
+    # n = 4: E[X_(4)] = 1.02937537, E[X_(3)] = 0.29701138 (Harter's table of normal order statistics)
+    assert stats.normal_seed_effect(4) == pytest.approx(1.02937537 + 0.29701138, abs=1e-7)
+    x = np.sort(np.random.default_rng(0).standard_normal((100_000, 20)), axis=1)
+    gap = (x[:, 10:].mean(axis=1) - x[:, :10].mean(axis=1)).mean()
+    assert stats.normal_seed_effect(20) == pytest.approx(gap, abs=0.005)
+    with pytest.raises(ValueError, match="n=5 is not allowed"):
+        stats.normal_seed_effect(5)

@@ -6,6 +6,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+from scipy import integrate as _integrate
 from scipy import stats as _st
 
 from .base import _values, _real, _level, _count, _rng_seed, _interval
@@ -71,6 +72,22 @@ def max_seed_effect(sd: float, n: int) -> float:
     if n % 2:
         raise ValueError(f"n={n} is not allowed; the top and bottom halves need an even n")
     return float(2.0 * sd * math.sqrt((n - 1) / n))
+
+
+def normal_seed_effect(n: int) -> float:
+    """The expected top-half minus bottom-half mean gap of n values (n even) drawn from a normal
+    distribution with SD 1: twice the mean of the expected top n/2 normal order statistics, each
+    E[X_(i)] = n·C(n-1, i-1)·∫ x φ(x) Φ(x)^(i-1) (1-Φ(x))^(n-i) dx (numerical quadrature)."""
+    n = _count(n, "n", 2)
+    if n % 2:
+        raise ValueError(f"n={n} is not allowed; the top and bottom halves need an even n")
+
+    def order_stat(i: int) -> float:
+        def f(x: float) -> float:
+            return x * _st.norm.pdf(x) * _st.norm.cdf(x) ** (i - 1) * _st.norm.sf(x) ** (n - i)
+        return n * math.comb(n - 1, i - 1) * _integrate.quad(f, -np.inf, np.inf)[0]
+
+    return float(2.0 * sum(order_stat(i) for i in range(n // 2 + 1, n + 1)) / (n // 2))
 
 
 def pareto_front(sd: Any, mean: Any) -> np.ndarray:
