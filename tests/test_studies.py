@@ -68,13 +68,19 @@ def test_select_seeds_keeps_only_those_seeds_and_names_a_bad_one():
         runner.run(["seed-groups"], "smoke", seeds=[7])
 
 
-def test_eta_uses_the_median_wall_time_of_runs_of_the_same_kind():
+def test_eta_scales_the_median_epoch_time_of_runs_of_the_same_kind_preferring_this_cpu():
     from vml.runner import estimate_seconds
-    fast = [profile_spec("cpu", seed=s) for s in (1, 2, 3)]
+    fast = [profile_spec("cpu", seed=s) for s in (1, 2, 3)]  # 5 epochs each
     slow = [profile_spec("cpu", seed=s, model="shufflenetv2", precision="fp32", width=0.25) for s in (1, 2)]
-    walls = [(fast[0], 90.0), (fast[1], 100.0), (slow[0], 300.0)]
+    walls = [(fast[0], 90.0, "amd"), (fast[1], 100.0, "amd"), (slow[0], 300.0, "amd")]
     # a fast run at the fast median (95), a slow one at the slow median (300)
-    assert estimate_seconds([fast[2], slow[1]], walls) == 95.0 + 300.0
+    assert estimate_seconds([fast[2], slow[1]], walls) == pytest.approx(95.0 + 300.0)
+    # three times the epochs: three times the median epoch time (19 s) of its kind
+    assert estimate_seconds([fast[2].replace(epochs=15)], walls) == pytest.approx(3 * 95.0)
+    # runs made on this machine's CPU model count alone when there are some
+    mine = walls + [(fast[0], 400.0, "xeon")]
+    assert estimate_seconds([fast[2]], mine, cpu="xeon") == pytest.approx(400.0)
+    assert estimate_seconds([fast[2]], mine, cpu="epyc") == pytest.approx(100.0)  # none here: all of them
     # a kind with no stored run falls back to the median over all runs (100)
     other = profile_spec("cpu", seed=1, model="vgg16", width=0.25)
     assert estimate_seconds([other], walls) == 100.0

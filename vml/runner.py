@@ -29,7 +29,7 @@ import submitit
 import torch
 from tqdm import tqdm
 
-from . import store
+from . import host, store
 from .data import available, load_dataset  # `available` looks for files only: never loads or downloads
 from .spec import PROFILES, RunSpec
 from .studies import STUDIES, GridItem, get_study, plan, select_seeds
@@ -332,32 +332,45 @@ def submit(names: list[str], profile: str, *, executor: str, root: str | None = 
 # ---------------------------------------------------------------- status
 
 def _cost_kind(spec: RunSpec) -> tuple[Any, ...]:
-    """What a run's wall time mostly depends on: network, width, precision, epochs, dataset."""
-    return (spec.model, spec.width, spec.precision, spec.epochs, spec.dataset)
+    """What a run's wall time per epoch mostly depends on: network, width, precision, data and batch size."""
+    return (spec.model, spec.width, spec.precision, spec.dataset, spec.train_subset, spec.batch_size)
 
 
-def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float]]) -> float | None:
-    """Time to train `missing`: per run, the median wall time of stored runs of its kind, else of all runs."""
+def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float, str | None]],
+                     cpu: str | None = None) -> float | None:
+    """Time to train `missing`, from stored runs' (spec, wall time, CPU model): per run, its epochs times
+    the median wall time per epoch of stored runs of its kind, counting only those made on `cpu` (this
+    machine's CPU model) when there are any; a kind with no stored run counts the median run of all."""
     if not walls:
         return None
-    by_kind: dict[tuple[Any, ...], list[float]] = {}
-    for spec, w in walls:
-        by_kind.setdefault(_cost_kind(spec), []).append(w)
-    overall = statistics.median(w for _, w in walls)
-    return sum(statistics.median(by_kind[k]) if (k := _cost_kind(s)) in by_kind else overall for s in missing)
+    by_kind: dict[tuple[Any, ...], list[tuple[float, str | None]]] = {}
+    for spec, w, made_on in walls:
+        by_kind.setdefault(_cost_kind(spec), []).append((w / spec.epochs, made_on))
+    overall = statistics.median(w for _, w, _ in walls)
+    total = 0.0
+    for s in missing:
+        runs = by_kind.get(_cost_kind(s))
+        if not runs:
+            total += overall
+            continue
+        here = [t for t, made_on in runs if cpu is not None and made_on == cpu]
+        total += s.epochs * statistics.median(here or [t for t, _ in runs])
+    return total
 
 
 def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     """Per study: runs in the grid, stored, claimed (live claim), failed (last attempt raised, no live
     claim), missing (the rest, dataset here), held (waiting for a design choice, see `GridItem.held`),
-    unavailable here, and an estimated time to finish the missing, claimed and failed ones."""
+    unavailable here, and an estimated time to finish the missing, claimed and failed ones on this
+    machine (`estimate_seconds`)."""
     walls = []
     for path in store.iter_records(profile, root):
         rec = store.read_json(path)
         if rec.get("wall_s") is not None:
-            walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"])))
+            walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"]), (rec.get("machine") or {}).get("cpu")))
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     failed = set(store.failures(profile, root)) - live
+    cpu = host.cpu()[0]
     rows = []
     for name, study in STUDIES.items():
         grid = study.grid(profile)
@@ -371,7 +384,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": len(grid) - len(todo),
                      "claimed": len(claimed), "failed": len(failing), "missing": len(missing),
                      "held": len(on_hold), "unavailable": len(todo) - len(here) - len(on_hold),
-                     "eta_s": estimate_seconds(here, walls)})
+                     "eta_s": estimate_seconds(here, walls, cpu)})
     return rows
 
 

@@ -55,6 +55,7 @@ from tqdm import tqdm  # not tqdm.auto: importing that in a kernel without ipywi
 
 from . import __version__
 from . import data as vdata
+from . import host
 from . import models
 from ._io import atomic_write
 from .loss import StableLossController, VarianceMinimizerLoss
@@ -199,18 +200,7 @@ def _device_str(device: torch.device) -> str:
 def machine_info() -> dict[str, Any]:
     """What tells two CPU machines' numerics apart: CPU model, the ISA level ATen dispatches to, the
     oneDNN/ATen caps set in the environment, the thread count and the torch version."""
-    flags: set[str] = set()
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    model, flags = host.cpu()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return {"cpu": model, "cpu_flags": isa, "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
