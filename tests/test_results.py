@@ -466,9 +466,11 @@ def test_pilot_reads_its_spread_and_applies_the_declared_rule_once_complete(tmp_
     for spec, miss in zip(specs, wrong):
         preds = LABELS.copy()
         preds[list(miss)] = (preds[list(miss)] + 1) % 3
-        write_record(tmp_path, spec, 1 - len(miss) / N_TEST, preds=preds, wall_s=7200.0)
+        # cumulative wall times per epoch; the second epoch spans a pause: the median epoch is 2 min
+        ends = [{"epoch": e + 1, "wall_s": w} for e, w in enumerate((60.0, 3660.0, 3780.0))]
+        write_record(tmp_path, spec, 1 - len(miss) / N_TEST, preds=preds, wall_s=3780.0, epochs=ends)
         table, summary = decisive.pilot(PROFILE, tmp_path)
-        assert list(table["wall (h)"]) == [2.0] * len(table)
+        assert list(table["epoch (min)"]) == [2.0] * len(table)
         if len(table) < len(specs):  # no statistics before the pilot is complete
             assert summary == {"runs": 1, "of": 2, "chosen": None}
             assert decisive.pilot_text(summary).startswith("1 of the pilot's 2 runs are stored.")

@@ -82,15 +82,17 @@ def power_table(dist_sd: float, floor_sd: float, ns: tuple[int, ...] = (5, 20, P
 
 def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The long arm's pilot (Base, `PILOT_SEEDS`, `POWERED_EPOCHS_LONG` epochs): one row per stored run
-    (seed, test accuracy in %, wall time in hours, CPU), and a summary: runs stored of all, and once all
+    (seed, test accuracy in %, the median epoch's wall time in minutes, CPU; the median, because a run
+    resumed across sessions counts the pause in the epoch it spans), and a summary: runs stored of all, and once all
     are stored their observed SD, test-set floor and distribution-level SD (pp), the length the declared
     rule `studies.long_epochs` gives, and the length committed in `studies.POWERED_EPOCHS_LONG_CHOSEN`
     (None until committed)."""
     items = [i for i in get_study("powered").grid(profile) if i.tags.get("pilot")]
     runs = [(i.spec, store.read(i.spec, root=root)) for i in items if store.exists(i.spec, root)]
-    table = pd.DataFrame([{"seed": spec.seed, "test acc (%)": 100 * rec["test_acc"], "wall (h)": rec["wall_s"] / 3600,
-                           "cpu": (rec.get("machine") or {}).get("cpu", "")} for spec, rec in runs],
-                         columns=["seed", "test acc (%)", "wall (h)", "cpu"]).set_index("seed")
+    table = pd.DataFrame([{"seed": spec.seed, "test acc (%)": 100 * rec["test_acc"],
+                           "epoch (min)": _median_epoch_s(rec) / 60, "cpu": (rec.get("machine") or {}).get("cpu", "")}
+                          for spec, rec in runs],
+                         columns=["seed", "test acc (%)", "epoch (min)", "cpu"]).set_index("seed")
     summary: dict[str, Any] = {"runs": len(runs), "of": len(items), "chosen": studies.POWERED_EPOCHS_LONG_CHOSEN.get(profile)}
     if runs and len(runs) == len(items):
         labels = store.labels(profile, items[0].spec.dataset, root)
@@ -98,6 +100,12 @@ def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[st
         summary.update(observed_sd=obs, floor_sd=floor, distribution_sd=dist, ratio=obs / floor,
                        rule=studies.long_epochs(obs, floor))
     return table, summary
+
+
+def _median_epoch_s(rec: dict[str, Any]) -> float:
+    """The median wall time of a record's epochs (its per-epoch log holds the cumulative wall time)."""
+    ends = [e["wall_s"] for e in rec.get("epochs") or []]
+    return float(np.median(np.diff([0.0, *ends]))) if ends else math.nan
 
 
 def pilot_text(summary: dict[str, Any]) -> str:
