@@ -70,4 +70,5 @@ def test_status_reports_counts(tmp_path, capsys):
     assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith(STUDY))
-    assert line.split()[-7:-1] == ["4", "1", "0", "0", "3", "0"]  # runs, done, claimed, failed, missing, unavail.
+    # runs, done, claimed, failed, missing, held, unavailable
+    assert line.split()[-8:-1] == ["4", "1", "0", "0", "3", "0", "0"]
