@@ -42,11 +42,11 @@ class Record:
 
 
 def write_record(root, spec, test_acc, *, ema_acc=None, tta_acc=None, wall_s=10.0, epochs=None,
-                 iters=None, preds=None, probs=None):
+                 iters=None, preds=None, probs=None, machine=None):
     """Store one run through `store.save`, as a sweep would, with the given scalars and arrays."""
     scalars = {"test_acc": test_acc, "test_loss": 1.0, "ema_acc": test_acc if ema_acc is None else ema_acc,
                "tta_acc": test_acc if tta_acc is None else tta_acc, "tta_views": 2, "wall_s": wall_s,
-               "epochs": epochs or []}
+               "epochs": epochs or [], "machine": machine}
     iters = iters or {"loss": np.zeros(4), "lambda": np.zeros(4), "delta": np.zeros(4), "sigma": np.zeros(4)}
     preds = np.asarray(preds if preds is not None else LABELS, dtype=np.int64)
     store.save(Record(spec, scalars, preds, probs, iters), root)
@@ -488,3 +488,27 @@ def test_pilot_stays_the_same_runs_whatever_length_is_chosen(tmp_path, monkeypat
     monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, PROFILE, studies.POWERED_EPOCHS_LONG_ALT)
     assert [s.key() for s in pilot_specs()] == before
     assert decisive.pilot(PROFILE, tmp_path)[1]["chosen"] == studies.POWERED_EPOCHS_LONG_ALT
+
+
+def test_budget_is_per_cpu_from_the_median_epoch_of_the_same_network(tmp_path):
+    powered = get_study("powered").grid(PROFILE)
+    small = get_study("reactivity-long").grid(PROFILE)
+    assert powered[0].spec.model != small[0].spec.model and not small[0].spec.train_subset
+
+    def ends(*epoch_s):  # cumulative wall times of the epochs
+        return [{"epoch": e + 1, "wall_s": float(w)} for e, w in enumerate(np.cumsum(epoch_s))]
+
+    # CPU "a": a ResNet run whose median epoch is 100 s (the 900 s epoch is a pause), a FastNet one of 10 s
+    write_record(tmp_path, powered[0].spec, 0.5, epochs=ends(100, 900, 100), machine={"cpu": "a"})
+    write_record(tmp_path, small[0].spec, 0.5, epochs=ends(10, 10), machine={"cpu": "a"})
+    # CPU "b": a ResNet run only; a record that names no machine: a FastNet run only
+    write_record(tmp_path, powered[1].spec, 0.5, epochs=ends(200, 200), machine={"cpu": "b"})
+    write_record(tmp_path, small[1].spec, 0.5, epochs=ends(30, 30))
+    missing = [i.spec for i in powered[2:] + small[2:]]
+    resnet = sum(s.epochs for s in missing if s.model == powered[0].spec.model)
+    fastnet = sum(s.epochs for s in missing if s.model == small[0].spec.model)
+    t = decisive.budget_table(PROFILE, tmp_path)
+    assert list(t.index) == ["a", "b", decisive.NOT_NAMED] and set(t["runs missing"]) == {len(missing)}
+    assert t.loc["a", "CPU-hours"] == pytest.approx((100 * resnet + 10 * fastnet) / 3600)
+    assert np.isnan(t.loc["b", "CPU-hours"]) and np.isnan(t.loc[decisive.NOT_NAMED, "CPU-hours"])
+    assert list(t["runs timed"]) == [2, 1, 1]

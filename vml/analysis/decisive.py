@@ -191,22 +191,30 @@ def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10
     return t
 
 
-def budget_hours(profile: str = "cpu", root: Any = None) -> float:
-    """CPU-hours to train the missing runs of both studies, from the stored runs' wall time per
-    training image of the same network, width and precision (the machines that made the store)."""
-    per_image: dict[tuple, list[float]] = {}
+NOT_NAMED = "not named (the store's first runs)"  # records written before they named their machine
+
+
+def budget_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """CPU-hours to train the missing runs of both studies, one row per CPU that made stored runs: from
+    that CPU's runs of the same network, width and precision, the median wall time per training image
+    (a run's median epoch over its images per epoch: a pause in a resumed run does not count). NaN where
+    that CPU made no run of a network the missing runs need. Records that name no machine are one row."""
+    per_image: dict[str, dict[tuple, list[float]]] = {}
     for path in store.iter_records(profile, root):
         rec = json.loads(path.read_text())
         s = rec["spec"]
-        images = s["epochs"] * (s.get("train_subset") or CIFAR10_TRAIN)
-        per_image.setdefault((s["model"], s["width"], s["precision"]), []).append(rec["wall_s"] / images)
-    total = 0.0
-    for name in ("powered", "reactivity-long"):
-        for item in get_study(name).grid(profile):
-            s = item.spec
-            if not store.exists(s, root):
-                total += float(np.median(per_image[(s.model, s.width, s.precision)])) * s.epochs * (s.train_subset or CIFAR10_TRAIN)
-    return total / 3600
+        cpu = (rec.get("machine") or {}).get("cpu") or NOT_NAMED
+        per_image.setdefault(cpu, {}).setdefault((s["model"], s["width"], s["precision"]), []).append(
+            _median_epoch_s(rec) / (s.get("train_subset") or CIFAR10_TRAIN))
+    missing = [i.spec for name in ("powered", "reactivity-long") for i in get_study(name).grid(profile)
+               if not store.exists(i.spec, root)]
+    rows = []
+    for cpu, kinds in sorted(per_image.items()):
+        seconds = sum(float(np.median(kinds[k])) * s.epochs * (s.train_subset or CIFAR10_TRAIN)
+                      if (k := (s.model, s.width, s.precision)) in kinds else math.nan for s in missing)
+        rows.append({"cpu": cpu, "runs timed": sum(map(len, kinds.values())), "runs missing": len(missing),
+                     "CPU-hours": seconds / 3600})
+    return pd.DataFrame(rows, columns=["cpu", "runs timed", "runs missing", "CPU-hours"]).set_index("cpu")
 
 
 # ----------------------------------------------------------------------------- what VML does
