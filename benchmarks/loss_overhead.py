@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from scipy import stats as st
-
 import torch
+from _paired import interleaved, paired_ratio  # benchmarks/ is on the path when a script there runs
 from torch import nn
 
 from vml import VarianceMinimizerLoss
@@ -58,22 +55,12 @@ def main() -> None:
         opt.step()
         return time.perf_counter() - t0
 
-    for _ in range(3):  # warm-up both paths
-        for crit in criteria.values():
-            step(crit)
-    times: dict[str, list[float]] = {name: [] for name in criteria}
-    for i in range(args.steps):  # interleave, alternating order, so drift hits both alike
-        order = list(criteria) if i % 2 == 0 else list(reversed(criteria))
-        for name in order:
-            times[name].append(step(criteria[name]))
-    ratio = np.asarray(times["vml"]) / np.asarray(times["ce"])
-    ci = st.bootstrap((ratio,), np.median, confidence_level=0.95, n_resamples=10_000,
-                      random_state=np.random.default_rng(0)).confidence_interval
+    times = interleaved({name: (lambda c=crit: step(c)) for name, crit in criteria.items()}, args.steps, warmup=3)
+    r = paired_ratio(times["vml"], times["ce"])
     result = {"command": "python " + " ".join(sys.argv), "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": machine_info(), "batch": args.batch, "rounds": args.steps,
-              "ce_median_ms": 1000 * statistics.median(times["ce"]),
-              "vml_median_ms": 1000 * statistics.median(times["vml"]),
-              "ratio_median": float(np.median(ratio)), "ratio_low": float(ci.low), "ratio_high": float(ci.high)}
+              "ce_median_ms": 1000 * r["den_median_s"], "vml_median_ms": 1000 * r["num_median_s"],
+              **{k: r[k] for k in ("ratio_median", "ratio_low", "ratio_high")}}
     print(f"threads={torch.get_num_threads()} batch={args.batch} rounds={args.steps}")
     print(f"  ce: median step {result['ce_median_ms']:.1f} ms; vml: {result['vml_median_ms']:.1f} ms")
     print(f"ratio VML/CE = {result['ratio_median']:.3f} [{result['ratio_low']:.3f}, {result['ratio_high']:.3f}] "
