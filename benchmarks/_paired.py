@@ -1,11 +1,17 @@
 """Paired, interleaved step timing shared by the benchmarks that compare two ways of taking a step."""
 from __future__ import annotations
 
+import json
 import statistics
-from typing import Callable
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from scipy import stats as st
+
+from vml.train import machine_info
 
 
 def interleaved(steps: dict[str, Callable[[], float]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
@@ -29,3 +35,13 @@ def paired_ratio(num: list[float], den: list[float]) -> dict[str, float]:
                       random_state=np.random.default_rng(0)).confidence_interval
     return {"ratio_median": float(np.median(ratio)), "ratio_low": float(ci.low), "ratio_high": float(ci.high),
             "num_median_s": statistics.median(num), "den_median_s": statistics.median(den)}
+
+
+def result(fields: dict[str, Any], ratio: dict[str, float], out: str | None) -> dict[str, Any]:
+    """The benchmark's record: its command, time and machine, `fields` and the ratio with its interval;
+    written as JSON to `out` when given."""
+    rec = {"command": "python " + " ".join(sys.argv), "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "machine": machine_info(), **fields, **{k: ratio[k] for k in ("ratio_median", "ratio_low", "ratio_high")}}
+    if out:
+        Path(out).write_text(json.dumps(rec, indent=1) + "\n")
+    return rec

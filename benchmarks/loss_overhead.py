@@ -10,18 +10,13 @@ paper's "no extra cost" claim (target <= 1.02). Writes a JSON with the machine i
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
-from _paired import interleaved, paired_ratio  # benchmarks/ is on the path when a script there runs
+from _paired import interleaved, paired_ratio, result as paired_result  # benchmarks/ is on the path when a script there runs
 from torch import nn
 
 from vml import VarianceMinimizerLoss
-from vml.train import machine_info
 
 
 def small_cnn() -> nn.Module:
@@ -57,16 +52,12 @@ def main() -> None:
 
     times = interleaved({name: (lambda c=crit: step(c)) for name, crit in criteria.items()}, args.steps, warmup=3)
     r = paired_ratio(times["vml"], times["ce"])
-    result = {"command": "python " + " ".join(sys.argv), "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine_info(), "batch": args.batch, "rounds": args.steps,
-              "ce_median_ms": 1000 * r["den_median_s"], "vml_median_ms": 1000 * r["num_median_s"],
-              **{k: r[k] for k in ("ratio_median", "ratio_low", "ratio_high")}}
+    result = paired_result({"batch": args.batch, "rounds": args.steps, "ce_median_ms": 1000 * r["den_median_s"],
+                            "vml_median_ms": 1000 * r["num_median_s"]}, r, args.out)
     print(f"threads={torch.get_num_threads()} batch={args.batch} rounds={args.steps}")
     print(f"  ce: median step {result['ce_median_ms']:.1f} ms; vml: {result['vml_median_ms']:.1f} ms")
     print(f"ratio VML/CE = {result['ratio_median']:.3f} [{result['ratio_low']:.3f}, {result['ratio_high']:.3f}] "
           "(median of paired rounds, 95% bootstrap CI; target <= 1.02)")
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 if __name__ == "__main__":
     main()

@@ -11,18 +11,13 @@ bf16/fp32 with a 95% bootstrap interval. Writes a JSON with the machine it ran o
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _paired import interleaved, paired_ratio  # benchmarks/ is on the path when a script there runs
+from _paired import interleaved, paired_ratio, result as paired_result  # benchmarks/ is on the path when a script there runs
 
 from vml import models
-from vml.train import machine_info
 
 
 def main() -> None:
@@ -50,17 +45,13 @@ def main() -> None:
 
     times = interleaved({p: (lambda p=p: step(p)) for p in ("fp32", "bf16")}, args.rounds)
     r = paired_ratio(times["bf16"], times["fp32"])
-    result = {"command": "python " + " ".join(sys.argv), "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine_info(), "model": args.model, "batch": args.batch, "rounds": args.rounds,
-              "fp32_median_s": r["den_median_s"], "bf16_median_s": r["num_median_s"],
-              **{k: r[k] for k in ("ratio_median", "ratio_low", "ratio_high")}}
+    result = paired_result({"model": args.model, "batch": args.batch, "rounds": args.rounds,
+                            "fp32_median_s": r["den_median_s"], "bf16_median_s": r["num_median_s"]}, r, args.out)
     print(f"{result['machine']['cpu']} (flags {', '.join(result['machine']['cpu_flags'])}), "
           f"threads={torch.get_num_threads()}, {args.model}, batch {args.batch}, {args.rounds} rounds")
     print(f"  fp32: median step {result['fp32_median_s']:.3f} s; bf16: {result['bf16_median_s']:.3f} s")
     print(f"ratio bf16/fp32 = {result['ratio_median']:.2f} [{result['ratio_low']:.2f}, {result['ratio_high']:.2f}] "
           "(median of paired rounds, 95% bootstrap CI; < 1: bf16 is faster here)")
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
