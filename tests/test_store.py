@@ -1,5 +1,6 @@
 """The results store: atomic records, array codec, claims, provenance."""
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -169,3 +170,10 @@ def test_run_sets_a_corrupt_record_aside_and_trains_its_run_again(tmp_path, caps
     assert d["key"] == base1.key() and d["spec"]["loss"] == "base" and "machine" in d
     assert [p.name for p in store.iter_records("smoke", tmp_path)] == [path.name]  # the set-aside file is no record
     assert store.set_aside_if_corrupt(base1, tmp_path) is None  # a whole record stays where it is
+
+
+def test_median_epoch_leaves_out_a_pause_between_sessions():
+    # cumulative wall times: epochs of 60 s, 3600 s (a run resumed an hour later) and 120 s
+    rec = {"epochs": [{"epoch": 1, "wall_s": 60.0}, {"epoch": 2, "wall_s": 3660.0}, {"epoch": 3, "wall_s": 3780.0}]}
+    assert store.median_epoch_s(rec) == 120.0
+    assert math.isnan(store.median_epoch_s({"epochs": []}))

@@ -366,8 +366,10 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     walls = []
     for path in store.iter_records(profile, root):
         rec = store.read_json(path)
-        if rec.get("wall_s") is not None:
-            walls.append((RunSpec.from_dict(rec["spec"]), float(rec["wall_s"]), (rec.get("machine") or {}).get("cpu")))
+        spec = RunSpec.from_dict(rec["spec"])
+        wall = store.median_epoch_s(rec) * spec.epochs if rec.get("epochs") else rec.get("wall_s")
+        if wall is not None:  # a pause in a resumed run does not count
+            walls.append((spec, float(wall), (rec.get("machine") or {}).get("cpu")))
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     failed = set(store.failures(profile, root)) - live
     cpu = host.cpu()[0]

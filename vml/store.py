@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -498,6 +499,13 @@ def iter_records(profile: str, root: str | Path | None = None) -> Iterator[Path]
 
 
 SCALARS = ("test_acc", "test_loss", "ema_acc", "tta_acc", "tta_views", "wall_s")
+
+
+def median_epoch_s(rec: dict[str, Any]) -> float:
+    """The median wall time of a stored record's epochs (its per-epoch log holds the cumulative wall
+    time): unlike `wall_s`, not inflated by a pause between the sessions of a resumed run."""
+    ends = [e["wall_s"] for e in rec.get("epochs") or []]
+    return float(np.median(np.diff([0.0, *ends]))) if ends else math.nan
 
 
 def row(spec: RunSpec, rec: dict[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[st
     items = [i for i in get_study("powered").grid(profile) if i.tags.get("pilot")]
     runs = [(i.spec, store.read(i.spec, root=root)) for i in items if store.exists(i.spec, root)]
     table = pd.DataFrame([{"seed": spec.seed, "test acc (%)": 100 * rec["test_acc"],
-                           "epoch (min)": _median_epoch_s(rec) / 60, "cpu": (rec.get("machine") or {}).get("cpu", "")}
+                           "epoch (min)": store.median_epoch_s(rec) / 60, "cpu": (rec.get("machine") or {}).get("cpu", "")}
                           for spec, rec in runs],
                          columns=["seed", "test acc (%)", "epoch (min)", "cpu"]).set_index("seed")
     summary: dict[str, Any] = {"runs": len(runs), "of": len(items), "chosen": studies.POWERED_EPOCHS_LONG_CHOSEN.get(profile)}
@@ -100,12 +100,6 @@ def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[st
         summary.update(observed_sd=obs, floor_sd=floor, distribution_sd=dist, ratio=obs / floor,
                        rule=studies.long_epochs(obs, floor))
     return table, summary
-
-
-def _median_epoch_s(rec: dict[str, Any]) -> float:
-    """The median wall time of a record's epochs (its per-epoch log holds the cumulative wall time)."""
-    ends = [e["wall_s"] for e in rec.get("epochs") or []]
-    return float(np.median(np.diff([0.0, *ends]))) if ends else math.nan
 
 
 def pilot_text(summary: dict[str, Any]) -> str:
@@ -205,7 +199,7 @@ def budget_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
         s = rec["spec"]
         cpu = (rec.get("machine") or {}).get("cpu") or NOT_NAMED
         per_image.setdefault(cpu, {}).setdefault((s["model"], s["width"], s["precision"]), []).append(
-            _median_epoch_s(rec) / (s.get("train_subset") or CIFAR10_TRAIN))
+            store.median_epoch_s(rec) / (s.get("train_subset") or CIFAR10_TRAIN))
     missing = [i.spec for name in ("powered", "reactivity-long") for i in get_study(name).grid(profile)
                if not store.exists(i.spec, root)]
     rows = []
