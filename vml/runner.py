@@ -369,7 +369,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         spec = RunSpec.from_dict(rec["spec"])
         wall = store.median_epoch_s(rec) * spec.epochs if rec.get("epochs") else rec.get("wall_s")
         if wall is not None:  # a pause in a resumed run does not count
-            walls.append((spec, float(wall), (rec.get("machine") or {}).get("cpu")))
+            walls.append((spec, float(wall), store.made_on(rec)))
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     failed = set(store.failures(profile, root)) - live
     cpu = host.cpu()[0]

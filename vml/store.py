@@ -508,6 +508,11 @@ def median_epoch_s(rec: dict[str, Any]) -> float:
     return float(np.median(np.diff([0.0, *ends]))) if ends else math.nan
 
 
+def made_on(rec: dict[str, Any]) -> str | None:
+    """The CPU model a stored record was trained on (None for records written before they named it)."""
+    return (rec.get("machine") or {}).get("cpu")
+
+
 def row(spec: RunSpec, rec: dict[str, Any]) -> dict[str, Any]:
     """One tidy row of a record: the spec's descriptive fields and the run's scalars."""
     r = {"key": rec["key"], "profile": spec.profile, "dataset": spec.dataset, "model": spec.model,

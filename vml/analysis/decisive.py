@@ -12,7 +12,6 @@ The design was fixed, and committed, before any of its runs was trained:
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -90,7 +89,7 @@ def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[st
     items = [i for i in get_study("powered").grid(profile) if i.tags.get("pilot")]
     runs = [(i.spec, store.read(i.spec, root=root)) for i in items if store.exists(i.spec, root)]
     table = pd.DataFrame([{"seed": spec.seed, "test acc (%)": 100 * rec["test_acc"],
-                           "epoch (min)": store.median_epoch_s(rec) / 60, "cpu": (rec.get("machine") or {}).get("cpu", "")}
+                           "epoch (min)": store.median_epoch_s(rec) / 60, "cpu": store.made_on(rec) or ""}
                           for spec, rec in runs],
                          columns=["seed", "test acc (%)", "epoch (min)", "cpu"]).set_index("seed")
     summary: dict[str, Any] = {"runs": len(runs), "of": len(items), "chosen": studies.POWERED_EPOCHS_LONG_CHOSEN.get(profile)}
@@ -195,9 +194,9 @@ def budget_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     that CPU made no run of a network the missing runs need. Records that name no machine are one row."""
     per_image: dict[str, dict[tuple, list[float]]] = {}
     for path in store.iter_records(profile, root):
-        rec = json.loads(path.read_text())
+        rec = store.read_json(path)
         s = rec["spec"]
-        cpu = (rec.get("machine") or {}).get("cpu") or NOT_NAMED
+        cpu = store.made_on(rec) or NOT_NAMED
         per_image.setdefault(cpu, {}).setdefault((s["model"], s["width"], s["precision"]), []).append(
             store.median_epoch_s(rec) / (s.get("train_subset") or CIFAR10_TRAIN))
     missing = [i.spec for name in ("powered", "reactivity-long") for i in get_study(name).grid(profile)
