@@ -1,4 +1,4 @@
-"""Command line: `python -m vml train|run|status`. Each subcommand lives beside the code it drives.
+"""Command line: `python -m vml train|run|status|merge`. Each subcommand lives beside the code it drives.
 
 Bad input ends as argparse's own errors do: one line ``python -m vml <command>: error: ...`` naming
 the value and what is allowed, exit status 2, no traceback. A corrupt file in the results store
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import runner, store, train
+from . import merge, runner, store, train
 
 EXIT_USAGE, EXIT_CORRUPT = 2, 1
 
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_cli(sub)  # each module registers its own subcommands
     runner.add_cli(sub)
+    merge.add_cli(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -81,7 +81,9 @@ def _git_commit() -> str | None:
         return None
 
 
-def _labels_sha(labels: np.ndarray) -> str:
+def labels_sha(labels: np.ndarray) -> str:
+    """The short hash of a test set's labels that each record carries (`labels_sha`): records of one
+    store must all have been scored on the same labels."""
     return hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()[:16]
 
 
@@ -92,7 +94,7 @@ def record_to_json(record: Any, commit: str | None = None) -> dict[str, Any]:
     d["key"] = record.spec.key()
     d["spec"] = record.spec.to_dict()
     d["git_commit"] = commit if commit is not None else _git_commit()
-    d["labels_sha"] = _labels_sha(record.labels)
+    d["labels_sha"] = labels_sha(record.labels)
     d["arrays"] = {name: encode_array(getattr(record, name)) for name in ("preds", "ema_preds", "tta_preds")}
     d["iters"] = {name: encode_array(np.asarray(series, dtype=np.float32))
                   for name, series in record.iters.items()}
@@ -106,7 +108,7 @@ def save(record: Any, root: str | Path | None = None) -> Path:
     spec: RunSpec = record.spec
     folder = profile_dir(spec.profile, root)
     labels_file = folder / "labels" / f"{spec.dataset}.json"
-    sha = _labels_sha(record.labels)
+    sha = labels_sha(record.labels)
     if labels_file.exists():
         stored = read_json(labels_file)
         if stored["sha"] != sha:
@@ -420,7 +422,7 @@ class CorruptRecord(ValueError):
     """A file of the store that is not valid JSON (e.g. truncated by a full disk or a copy cut short)."""
 
     def __init__(self, path: Path, why: str) -> None:
-        self.path = path
+        self.path, self.why = path, why
         super().__init__(f"corrupt results file {path} ({why}): restore it (`git checkout -- {path}`), or let "
                          "`python -m vml run` set it aside and train its run again")
 
