@@ -165,6 +165,18 @@ def test_status_lists_claims_from_other_hosts_and_failed_runs(tmp_path, capsys):
         s.key() for s in specs[1:]}
 
 
+@pytest.mark.slow  # trains one epoch on the smoke profile
+def test_status_shows_runs_trained_part_way(tmp_path, capsys):
+    from vml.train import train
+    spec = next(i.spec for i in get_study(STUDY).grid("smoke"))
+    assert train(spec, checkpoint_dir=store.checkpoint_dir("smoke", tmp_path), stop_after=1) is None
+    (store.checkpoint_dir("smoke", tmp_path) / "0123456789abcdef.pt").write_bytes(b"cut short")
+    assert store.checkpoint_epochs("smoke", tmp_path) == {spec.key(): 1}  # the broken one counts no progress
+    assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  {spec.key()} epoch 1 of {spec.epochs}: resumed when a `run` reaches it\n" in out
+
+
 def test_held_runs_are_neither_trained_nor_submitted_and_status_says_why(tmp_path, capsys):
     grid = get_study("powered").grid("smoke")  # the long arm's VML runs wait for the pilot's choice
     held = {i.spec.key() for i in grid if i.held}

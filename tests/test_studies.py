@@ -84,6 +84,9 @@ def test_eta_scales_the_median_epoch_time_of_runs_of_the_same_kind_preferring_th
     # a kind with no stored run falls back to the median over all runs (100)
     other = profile_spec("cpu", seed=1, model="vgg16", width=0.25)
     assert estimate_seconds([other], walls) == 100.0
+    # a run with a checkpoint counts only its epochs left: 2 of 5 done -> 3 x 19 s; 1 of 5 -> 4/5 of 100 s
+    assert estimate_seconds([fast[2]], walls, done={fast[2].key(): 2}) == pytest.approx(3 * 19.0)
+    assert estimate_seconds([other], walls, done={other.key(): 1}) == pytest.approx(80.0)
     assert estimate_seconds([other], []) is None and estimate_seconds([], walls) == 0
 
 

@@ -172,7 +172,7 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
             key = spec.key()
             try:
                 store.journal(profile, "start", key, root, task=task)
-                ckpt = store.profile_dir(profile, root) / ".checkpoints"
+                ckpt = store.checkpoint_dir(profile, root)
                 rec = train(spec, quiet=quiet, checkpoint_dir=ckpt, keep_probs=item.keep_probs, data=data)
                 if not store.holds(spec, root):  # our heartbeat stalled and another task took the run
                     store.journal(profile, "lost", key, root, task=task)
@@ -303,6 +303,7 @@ def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: i
 def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
                 ) -> list[GridItem]:
     """The runs a submission sends: not stored, no live claim, dataset present here."""
+    done = store.checkpoint_epochs(profile, root)
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     return [i for i in _todo(names, profile, seeds, None, root)
             if i.spec.key() not in live and available(i.spec.dataset)]
@@ -337,10 +338,11 @@ def _cost_kind(spec: RunSpec) -> tuple[Any, ...]:
 
 
 def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float, str | None]],
-                     cpu: str | None = None) -> float | None:
-    """Time to train `missing`, from stored runs' (spec, wall time, CPU model): per run, its epochs times
-    the median wall time per epoch of stored runs of its kind, counting only those made on `cpu` (this
-    machine's CPU model) when there are any; a kind with no stored run counts the median run of all."""
+                     cpu: str | None = None, done: dict[str, int] | None = None) -> float | None:
+    """Time to train `missing`, from stored runs' (spec, wall time, CPU model): per run, its epochs not
+    yet done (`done`: key -> epochs in its checkpoint) times the median wall time per epoch of stored
+    runs of its kind, counting only those made on `cpu` (this machine's CPU model) when there are any;
+    a kind with no stored run counts the median run of all, scaled by the share of epochs left."""
     if not walls:
         return None
     by_kind: dict[tuple[Any, ...], list[tuple[float, str | None]]] = {}
@@ -349,12 +351,13 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
     overall = statistics.median(w for _, w, _ in walls)
     total = 0.0
     for s in missing:
+        left = max(s.epochs - (done or {}).get(s.key(), 0), 0)
         runs = by_kind.get(_cost_kind(s))
         if not runs:
-            total += overall
+            total += overall * left / s.epochs
             continue
         here = [t for t, made_on in runs if cpu is not None and made_on == cpu]
-        total += s.epochs * statistics.median(here or [t for t, _ in runs])
+        total += left * statistics.median(here or [t for t, _ in runs])
     return total
 
 
@@ -362,7 +365,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     """Per study: runs in the grid, stored, claimed (live claim), failed (last attempt raised, no live
     claim), missing (the rest, dataset here), held (waiting for a design choice, see `GridItem.held`),
     unavailable here, and an estimated time to finish the missing, claimed and failed ones on this
-    machine (`estimate_seconds`)."""
+    machine (`estimate_seconds`; a run with a checkpoint counts only its epochs left)."""
     walls = []
     for path in store.iter_records(profile, root):
         rec = store.read_json(path)
@@ -370,6 +373,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         wall = store.median_epoch_s(rec) * spec.epochs if rec.get("epochs") else rec.get("wall_s")
         if wall is not None:  # a pause in a resumed run does not count
             walls.append((spec, float(wall), store.made_on(rec)))
+    done = store.checkpoint_epochs(profile, root)
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     failed = set(store.failures(profile, root)) - live
     cpu = host.cpu()[0]
@@ -386,7 +390,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": len(grid) - len(todo),
                      "claimed": len(claimed), "failed": len(failing), "missing": len(missing),
                      "held": len(on_hold), "unavailable": len(todo) - len(here) - len(on_hold),
-                     "eta_s": estimate_seconds(here, walls, cpu)})
+                     "eta_s": estimate_seconds(here, walls, cpu, done)})
     return rows
 
 
@@ -505,6 +509,18 @@ def _cli_submit(args: Any) -> int:
     return 1 if failed else 0
 
 
+def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
+    """One line per run trained part way: its epochs done of all, and who resumes it."""
+    done = store.checkpoint_epochs(profile, root)
+    if not done:
+        return
+    epochs = {i.spec.key(): i.spec.epochs for i in plan(["all"], profile)}
+    print("\ncheckpoints (runs trained part way):")
+    for key, n in done.items():
+        of = f" of {epochs[key]}" if key in epochs else " (a run of no study)"
+        print(f"  {key} epoch {n}{of}: " + ("in training" if key in live else "resumed when a `run` reaches it"))
+
+
 def _cli_status(args: Any) -> int:
     _set_claim_timeout(args.claim_timeout)
     rows = status(args.profile, args.root)
@@ -524,6 +540,7 @@ def _cli_status(args: Any) -> int:
             print(f"  {c.key} {'stale' if c.stale(now) else 'live '} host {c.host} pid {c.pid} task {c.task} "
                   f"since {_fmt_time(c.since)}, heartbeat {now - c.heartbeat:.0f} s ago"
                   + (" (older version: no heartbeat)" if c.legacy else ""))
+    _print_checkpoints(args.profile, args.root, {c.key for c in found if not c.stale(now)})
     failed = store.failures(args.profile, args.root)
     if failed:
         print("\nfailed (last attempt; `python -m vml run` retries them):")

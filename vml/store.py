@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from ._io import atomic_write_text
 from .spec import RunSpec
@@ -492,6 +493,26 @@ def labels(profile: str, dataset: str, root: str | Path | None = None) -> np.nda
     """The test labels stored once per profile and dataset."""
     path = profile_dir(profile, root) / "labels" / f"{dataset}.json"
     return decode_array(read_json(path)["labels"])
+
+
+def checkpoint_dir(profile: str, root: str | Path | None = None) -> Path:
+    """Where the runs of a profile keep their end-of-epoch checkpoints (`vml.train.train` writes
+    ``<key>.pt`` there and deletes it when the run is stored)."""
+    return profile_dir(profile, root) / ".checkpoints"
+
+
+def checkpoint_epochs(profile: str, root: str | Path | None = None) -> dict[str, int]:
+    """key -> epochs done, for every run of the profile with a checkpoint (a run killed or stopped part
+    way resumes from there). The checkpoints are memory-mapped, so their tensors are not read; one that
+    does not load counts as no progress (it is only a count here: resuming from it is `train`'s job)."""
+    done = {}
+    folder = checkpoint_dir(profile, root)
+    for path in sorted(folder.glob("*.pt")) if folder.exists() else ():
+        try:
+            done[path.stem] = int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["epoch"])
+        except Exception:  # cut short, or not a checkpoint at all: no progress to count
+            continue
+    return done
 
 
 def iter_records(profile: str, root: str | Path | None = None) -> Iterator[Path]:
