@@ -80,6 +80,16 @@ def test_records_that_cannot_join_are_named_and_left_untouched(tmp_path):
     assert not store.exists(spec5, here)
 
 
+def test_damaged_labels_in_the_other_store_leave_its_records_out(tmp_path):
+    here, there = _stores(tmp_path, seeds_here=(), seeds_there=(1,))
+    labels = there / "smoke" / "labels" / "synthetic.json"
+    labels.write_text(labels.read_text()[:100])
+    report = merge.merge(there, here)
+    assert report.added == {} and [why for _, why in report.invalid] == [
+        f"its test labels {labels} are damaged (CorruptRecord)"]
+    assert not (here / "smoke" / "labels").exists()
+
+
 def test_a_run_being_trained_here_is_left_out_until_it_is_done(tmp_path):
     here, there = _stores(tmp_path, seeds_there=(3,))
     spec3 = profile_spec("smoke", seed=3)

@@ -48,11 +48,14 @@ class _Invalid(Exception):
 
 
 def _labels_sha(labels_file: Path) -> str:
-    """The sha of a store's labels file, checked against the labels it holds."""
-    d = store.read_json(labels_file)
-    sha = store.labels_sha(store.decode_array(d["labels"]))
+    """The sha of the other store's labels file, checked against the labels it holds."""
+    try:
+        d = store.read_json(labels_file)
+        sha = store.labels_sha(store.decode_array(d["labels"]))
+    except Exception as e:  # not JSON, no labels, an array that does not decode: a damaged file
+        raise _Invalid(f"its test labels {labels_file} are damaged ({type(e).__name__})") from None
     if d.get("sha") != sha:
-        raise _Invalid(f"{labels_file} names sha {d.get('sha')} but its labels hash to {sha}")
+        raise _Invalid(f"its test labels {labels_file} name sha {d.get('sha')} but hash to {sha}")
     return sha
 
 
@@ -131,7 +134,7 @@ def _labels_here(here: Path, there: Path, dataset: str, dry_run: bool) -> str:
     record never lands without its labels) and its sha returned."""
     mine, theirs = here / "labels" / f"{dataset}.json", there / "labels" / f"{dataset}.json"
     if mine.exists():
-        return _labels_sha(mine)
+        return store.read_json(mine)["sha"]  # this store's own: `store.save` checked it
     if not theirs.exists():
         raise _Invalid(f"no test labels of {dataset!r} in either store ({theirs} is missing)")
     sha = _labels_sha(theirs)
