@@ -71,8 +71,10 @@ def get_spec(key):
     return next(i.spec for i in get_study(STUDY).grid("smoke") if i.spec.key() == key)
 
 
-def test_sigterm_stops_at_once_releases_the_claim_and_keeps_the_checkpoint(tmp_path):
-    cmd = [sys.executable, "-m", "vml", "run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--seeds", "1"]
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the parent forwards the signal to its worker processes
+def test_sigterm_stops_at_once_releases_the_claim_and_keeps_the_checkpoint(tmp_path, jobs):
+    cmd = [sys.executable, "-m", "vml", "run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--seeds", "1",
+           "--jobs", str(jobs)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     victim = wait_for_a_run_past_its_first_epoch(tmp_path)
     proc.send_signal(signal.SIGTERM)
@@ -81,7 +83,9 @@ def test_sigterm_stops_at_once_releases_the_claim_and_keeps_the_checkpoint(tmp_p
     assert "stopped by SIGTERM: claims released, checkpoints kept" in out
     assert not store.exists(get_spec(victim.key), tmp_path) and not store.claims("smoke", tmp_path)
     assert (tmp_path / "smoke" / ".checkpoints" / f"{victim.key}.pt").exists()
-    assert events(tmp_path, "stopped") == {victim.key: 1}
+    stopped = events(tmp_path, "stopped")
+    assert stopped[victim.key] == 1 and set(stopped.values()) == {1} and len(stopped) <= jobs
+    assert not any(store.exists(get_spec(k), tmp_path) for k in stopped)
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_every_run_stored_once_and_whole(tmp_path, seeds=(1,))
