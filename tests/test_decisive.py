@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from vml import stats
+from vml import stats, studies
 from vml.analysis import decisive
 from vml.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
@@ -88,3 +88,13 @@ def test_gradient_factor_from_the_logged_series_equals_autograd():
 def test_interval_coverage_rejects_unknown_tails():
     with pytest.raises(ValueError, match="tails='cauchy' is not allowed; use 'normal' or 't4'"):
         decisive.interval_coverage(5, "cauchy", n_sim=2)
+
+
+def test_primary_tests_are_named_by_the_protocol_of_each_profile(monkeypatch):
+    names = {p: [decisive.primary_label(study, arm, p) for study, arm, _ in decisive.PRIMARY] for p in ("cpu", "gpu")}
+    assert names["cpu"] == ["ResNet-14, 5 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
+                            "FastNet, 10% of the data, 40 epochs"]
+    assert names["gpu"] == ["ResNet-14, 30 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
+                            "ResNet-14, 10% of the data, 40 epochs"]
+    monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, "cpu", 11)  # once the pilot's choice is committed
+    assert decisive.primary_label("powered", "long", "cpu") == "ResNet-14, 11 epochs"

@@ -169,6 +169,13 @@ def test_reactivity_long_latches_within_the_first_15_percent_on_a_tenth_of_the_d
     assert sum(i.spec.loss == "base" for i in grid) == sum(i.spec.loss == "vml" for i in grid) == 20
 
 
+@pytest.mark.parametrize("profile, model, lr", [("cpu", "fastnet", 0.2), ("gpu", "resnet14", 0.1)])
+def test_small_data_protocol_scales_the_profiles_lr_linearly_to_batch_128(profile, model, lr):
+    # cpu: 0.8 at batch 512 -> 0.2 (the pre-registered value); gpu: 0.4 at batch 512 -> 0.1
+    spec = get_study("reactivity-long").grid(profile)[0].spec
+    assert (spec.model, spec.batch_size, spec.lr, spec.epochs, spec.train_subset) == (model, 128, lr, 40, 5000)
+
+
 def test_long_epochs_rule_switches_only_when_the_pilot_spread_is_test_set_noise():
     assert studies.long_epochs(0.30, 0.25) == studies.POWERED_EPOCHS_LONG_ALT  # 1.2 x floor
     assert studies.long_epochs(0.40, 0.25) == studies.POWERED_EPOCHS_LONG       # 1.6 x floor

@@ -131,11 +131,18 @@ PILOT_SEEDS = (1, 2, 3, 4, 5)  # Base only, at POWERED_EPOCHS_LONG: no look at t
 POWERED_EPOCHS_LONG_CHOSEN: dict[str, int] = {}
 HELD_FOR_PILOT = ("held until the pilot's choice of the long arm's length is committed "
                   "(studies.POWERED_EPOCHS_LONG_CHOSEN, by studies.long_epochs on the 5 pilot runs)")
-# small-data, long-run protocol for Fig. 1 and a second variance test: FastNet (the cpu net) on a
-# class-balanced 10% of CIFAR-10, batch 128 (lr scaled linearly from 0.8 at batch 512), 40 epochs:
-# 40 steps per epoch, 1600 steps, sigma_ref latched at step 200 = 12.5% of the run
-SMALL_DATA = dict(train_subset=5000, batch_size=128, lr=0.2, epochs=40)
+# small-data, long-run protocol for Fig. 1 and a second variance test: the profile's network (cpu:
+# FastNet) on a class-balanced 10% of CIFAR-10, batch 128 with the profile's lr scaled linearly (cpu:
+# 0.8 at batch 512 -> 0.2), 40 epochs: 40 steps per epoch, 1600 steps, sigma_ref latched at step 200 =
+# 12.5% of the run
+SMALL_DATA = dict(train_subset=5000, batch_size=128, epochs=40)
 SMALL_N = 20
+
+
+def small_data_settings(profile: str) -> dict[str, Any]:
+    """The small-data protocol's settings at `profile` (its lr: the profile's, scaled linearly to batch 128)."""
+    base = PROFILES[profile]
+    return dict(SMALL_DATA, lr=base["lr"] * SMALL_DATA["batch_size"] / base["batch_size"])
 
 
 def long_epochs(pilot_observed_sd: float | None = None, pilot_floor_sd: float | None = None) -> int:
@@ -178,7 +185,7 @@ def _powered(profile: str, epochs_long: int | None = None) -> list[GridItem]:
 
 
 def _reactivity_long(profile: str) -> list[GridItem]:
-    over = {} if profile == "smoke" else SMALL_DATA
+    over = {} if profile == "smoke" else small_data_settings(profile)
     n = SMOKE_SEEDS if profile == "smoke" else SMALL_N
     return [GridItem(profile_spec(profile, loss=loss, seed=s, **over), {"arm": "small-data"}, keep_probs=True)
             for s in range(1, n + 1) for loss in LOSSES]

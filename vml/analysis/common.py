@@ -18,7 +18,7 @@ NO_RUNS = "no runs yet"
 TOO_FEW = "too few runs (need 2 per arm)"
 NEEDS_DATA = "needs the official CIFAR-100 data"
 MODEL_NAMES = {"resnet14": "ResNet-14", "vgg16": "VGG-16", "shufflenetv2": "ShuffleNet-V2",
-               "mobilenetv2": "MobileNetV2"}
+               "mobilenetv2": "MobileNetV2", "fastnet": "FastNet"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 SOURCE_NAMES = {"all": "All", "init": "Init", "aug": "Aug", "shuf": "Shuf"}
 

@@ -22,16 +22,15 @@ from statsmodels.stats.multitest import multipletests
 
 from .. import paper, stats, store, studies
 from ..studies import POWERED_N_LONG, POWERED_N_SHORT, SMALL_N, get_study
-from .common import stored_runs
+from .common import MODEL_NAMES, stored_runs
 
 ALPHA = 0.05   # family-wise, Holm across the three primary tests
 POWER = 0.8
 # the reduction the primary tests look for: the paper's Var. Red. for ResNet-14 on CIFAR-10 (Table 2)
 CLAIMED = float(paper.table2().query("dataset == 'CIFAR-10' and model == 'ResNet-14'")["var_red"].iloc[0])
-# the primary tests, each (label, study, arm tag, runs per arm)
-PRIMARY = (("ResNet-14, 5 epochs", "powered", "short", POWERED_N_SHORT),
-           ("ResNet-14, long", "powered", "long", POWERED_N_LONG),
-           ("FastNet, 10% of the data, 40 epochs", "reactivity-long", "small-data", SMALL_N))
+# the primary tests, each (study, arm tag, runs per arm); `primary_label` names each at a profile
+PRIMARY = (("powered", "short", POWERED_N_SHORT), ("powered", "long", POWERED_N_LONG),
+           ("reactivity-long", "small-data", SMALL_N))
 CIFAR10_TRAIN = 50_000  # training images of CIFAR-10
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = stats.SUPPORTED, stats.NOT_SUPPORTED, stats.INCONCLUSIVE
 
@@ -143,10 +142,22 @@ def _arm_values(study: str, arm: str, profile: str, root: Any = None) -> dict[st
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def primary_label(study: str, arm: str, profile: str) -> str:
+    """A primary test's name at `profile`, from its runs' specs: network, share of the training data,
+    length (the long arm's, while the pilot has not chosen it: both candidates)."""
+    items = [i for i in get_study(study).grid(profile) if i.tags.get("arm") == arm]
+    s = items[0].spec
+    data = f", {100 * s.train_subset / CIFAR10_TRAIN:.0f}% of the data" if s.train_subset else ""
+    held = any(i.held for i in items)
+    length = (f"{studies.POWERED_EPOCHS_LONG} or {studies.POWERED_EPOCHS_LONG_ALT} epochs (the pilot chooses)"
+              if held else f"{s.epochs} epochs")
+    return f"{MODEL_NAMES.get(s.model, s.model)}{data}, {length}"
+
+
 def primary_table(profile: str = "cpu", root: Any = None, n_boot: int = 10_000) -> pd.DataFrame:
     """One row per primary test, from the store (see `analyse`)."""
-    return analyse([(label, n, _arm_values(study, arm, profile, root)) for label, study, arm, n in PRIMARY],
-                   n_boot=n_boot)
+    return analyse([(primary_label(study, arm, profile), n, _arm_values(study, arm, profile, root))
+                    for study, arm, n in PRIMARY], n_boot=n_boot)
 
 
 def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10_000) -> pd.DataFrame:
