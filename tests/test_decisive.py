@@ -91,10 +91,33 @@ def test_interval_coverage_rejects_unknown_tails():
 
 
 def test_primary_tests_are_named_by_the_protocol_of_each_profile(monkeypatch):
-    names = {p: [decisive.primary_label(study, arm, p) for study, arm, _ in decisive.PRIMARY] for p in ("cpu", "gpu")}
+    names = {p: [decisive.primary_label(study, arm, p) for study, arm in decisive.PRIMARY] for p in ("cpu", "gpu")}
     assert names["cpu"] == ["ResNet-14, 5 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
                             "FastNet, 10% of the data, 40 epochs"]
     assert names["gpu"] == ["ResNet-14, 30 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
                             "ResNet-14, 10% of the data, 40 epochs"]
+    for p in ("cpu", "gpu"):  # the pre-registered seeds per arm, as the grids hold them
+        assert [decisive.primary_n(study, arm, p) for study, arm in decisive.PRIMARY] == [
+            studies.POWERED_N_SHORT, studies.POWERED_N_LONG, studies.SMALL_N] == [50, 30, 20]
     monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, "cpu", 11)  # once the pilot's choice is committed
     assert decisive.primary_label("powered", "long", "cpu") == "ResNet-14, 11 epochs"
+    assert decisive.primary_n("powered", "long", "cpu") == 30  # the pilot's runs are then not in the arm
+
+
+@pytest.mark.slow  # trains the 4 smoke runs of reactivity-long
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # Brown-Forsythe at 2 runs per arm: 0/0
+def test_a_complete_arm_goes_from_the_store_to_its_verdict(tmp_path):
+    from vml import store
+    from vml.cli import main
+    assert main(["run", "reactivity-long", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    acc = {loss: np.array([100 * store.read(i.spec, root=tmp_path, arrays=False)["test_acc"]
+                           for i in studies.get_study("reactivity-long").grid("smoke") if i.spec.loss == loss])
+           for loss in ("base", "vml")}
+    t = decisive.primary_table("smoke", tmp_path, n_boot=200).set_index("test")
+    row = t.loc[decisive.primary_label("reactivity-long", "small-data", "smoke")]
+    ratio = acc["base"].var(ddof=1) / acc["vml"].var(ddof=1)  # the F test by hand, 1 and 1 degrees of freedom
+    p = 2 * min(st.f.cdf(ratio, 1, 1), st.f.sf(ratio, 1, 1))
+    assert row["base_sd"] == pytest.approx(acc["base"].std(ddof=1)) and row["f_p"] == pytest.approx(p)
+    assert row["f_p_holm"] == pytest.approx(min(1.0, 3 * p))  # the two other tests are pending: p = 1
+    assert row["verdict"] == decisive.read_primary(row["f_p_holm"], row["base_sd"], row["vml_sd"], row["f_high"])
+    assert t["verdict"].str.startswith("pending").sum() == 2
