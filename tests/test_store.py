@@ -113,10 +113,10 @@ def test_spec_key_is_stable_and_distinguishes_specs():
 
 def test_fields_added_later_keep_the_keys_of_stored_records():
     # a record trained before `train_subset` existed: its stored key is still its spec's key
-    rec = json.loads(next(store.iter_records("cpu")).read_text()) if any(store.iter_records("cpu")) else None
+    records = (json.loads(path.read_text()) for path in store.iter_records("cpu"))
+    rec = next((r for r in records if "train_subset" not in r["spec"]), None)
     if rec is None:
         pytest.skip("no committed cpu store in this checkout")
-    assert "train_subset" not in rec["spec"]
     spec = RunSpec.from_dict(rec["spec"])
     assert spec.train_subset == 0 and spec.key() == rec["key"]
     assert spec.replace(train_subset=5000).key() != rec["key"]
