@@ -58,9 +58,10 @@ def test_analyse_waits_for_complete_arms_and_applies_holm_over_the_whole_family(
 
 
 def test_answer_before_any_arm_is_complete_gives_no_verdict():
-    t = decisive.analyse([("a", 50, {"base": np.ones(3), "vml": np.ones(2)})])
-    assert decisive.answer(t) == ("The decisive test (three pre-registered Base-vs-VML comparisons, 20 to 50 seeds "
-                                  "per arm) has 5 of its 100 runs stored; it gives no verdict before each "
+    t = decisive.analyse([("a", 50, {"base": np.ones(3), "vml": np.ones(2)}),
+                          ("b", 20, {"base": np.ones(20), "vml": np.ones(19)})])
+    assert decisive.answer(t) == ("The decisive test (2 pre-registered Base-vs-VML comparisons, 20 to 50 seeds "
+                                  "per arm) has 44 of its 140 runs stored; it gives no verdict before each "
                                   "comparison is complete.")
 
 

@@ -316,8 +316,10 @@ def answer(t: pd.DataFrame) -> str:
     stored, total = int(t["runs"].sum()), int(t["of"].sum())
     done = [r for r in t.to_dict("records") if pd.notna(r.get("f_p"))]
     if not done:
-        return (f"The decisive test (three pre-registered Base-vs-VML comparisons, 20 to 50 seeds per arm) has "
-                f"{stored} of its {total} runs stored; it gives no verdict before each comparison is complete.")
+        n = (t["of"] // 2).astype(int)
+        return (f"The decisive test ({len(t)} pre-registered Base-vs-VML comparisons, {n.min()} to {n.max()} seeds "
+                f"per arm) has {stored} of its {total} runs stored; it gives no verdict before each comparison "
+                "is complete.")
     parts = []
     for r in done:
         robust = "" if r["robust verdict"] == r["verdict"] else f" (robust check: {r['robust verdict']})"
