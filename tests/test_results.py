@@ -164,6 +164,21 @@ def test_architectures_table_names_and_data(tmp_path):
     assert t["paper_var_red"].isna().all()  # smoke data is synthetic: no paper row to match
 
 
+def test_run_cost_table_by_hand(tmp_path):
+    walls = {("base", 1): 10.0, ("base", 2): 30.0, ("vml", 1): 12.0, ("vml", 2): 50.0}
+    for loss, specs in (("base", pool_specs("base")), ("vml", pool_specs("vml"))):
+        for seed, spec in specs.items():
+            write_record(tmp_path, spec, 0.5 + seed / 10, wall_s=walls[loss, seed])
+    r14 = next(i.spec for i in get_study("architectures").grid(PROFILE) if i.spec.model == "resnet14")
+    write_record(tmp_path, r14, 0.25, wall_s=100.0)
+    t = results.run_cost_table(PROFILE, tmp_path)
+    assert list(t.index) == ["tiny", "ResNet-14"] and list(t["runs"]) == [4, 1]
+    tiny = t.loc["tiny"]
+    assert (tiny["wall Base (s)"], tiny["wall VML (s)"], tiny["wall min (s)"], tiny["wall max (s)"]) == (20, 31, 10, 50)
+    assert (tiny["acc min (%)"], tiny["acc max (%)"]) == pytest.approx((60, 70))
+    assert t.loc["ResNet-14", "precision"] == r14.precision and math.isnan(t.loc["ResNet-14", "wall VML (s)"])
+
+
 def test_epoch_series_and_reactivity(tmp_path):
     lam = [[0.1, 0.1, 0.3, 0.2, 0.6, 0.4], [0.1, 0.1, 0.2, 0.4, 0.3, 0.5]]
     rng = np.random.default_rng(0)

@@ -9,7 +9,8 @@ from .analysis.common import (NO_RUNS, TOO_FEW, NEEDS_DATA, MODEL_NAMES, DATASET
                               status_line, _ranges)  # noqa: F401
 from .analysis.display import (PARTS, display_table, ablation_display, display_seed_groups,
                                display_remedies)  # noqa: F401
-from .analysis.tables import (sources_table, architectures_table, replication_table)  # noqa: F401
+from .analysis.tables import (sources_table, architectures_table, replication_table,
+                               run_cost_table)  # noqa: F401
 from .analysis.seed_groups import (seed_groups_table, kde_groups)  # noqa: F401
 from .analysis.reactivity import (epoch_series, reactivity_summary, reactivity_per_seed_table,
                                   iteration_ccf, reactivity_table, epoch_table,
@@ -28,7 +29,7 @@ __all__ = [
     "profile_or_default", "stored_runs", "load", "arm_values", "compare_arms", "PAPER_COLUMNS",
     "comparison_table", "missing_runs", "pool", "status_line", "PARTS", "display_table",
     "ablation_display", "display_seed_groups", "display_remedies", "sources_table",
-    "architectures_table", "replication_table", "seed_groups_table", "kde_groups", "epoch_series",
+    "architectures_table", "replication_table", "run_cost_table", "seed_groups_table", "kde_groups", "epoch_series",
     "reactivity_summary", "reactivity_per_seed_table", "iteration_ccf", "reactivity_table",
     "epoch_table", "reactivity_arms_table", "ensemble_accuracies", "wall_times", "remedies_table",
     "seed_effect_table", "DEFAULT_TAGS", "PREFERRED", "ablation_table", "BROKEN_PP",

@@ -69,3 +69,26 @@ def replication_table(profile: str | None = None, root: Any = None, n_boot: int 
                            n_boot=n_boot, seed=seed)
         rows.append({"runs": label, "paper_var_red": claimed, **row})
     return pd.DataFrame(rows).set_index("runs")
+
+
+def run_cost_table(profile: str | None = None, root: Any = None) -> pd.DataFrame:
+    """What one run of each network costs at `profile`, from its stored runs: the profile's own network
+    from the 20-seed pool (`seed-groups`), the Table 2 networks from their CIFAR-10 runs
+    (`architectures`). Per network: runs, the median wall time per run of Base and of VML, the
+    range over all its runs, and the range of test accuracy (%). Wall times are the records' own (data
+    loading, per-epoch evaluation and the final EMA and TTA passes included), as measured: a run that
+    shared the cores with other work counts too."""
+    profile = profile_or_default(profile)
+    precision = {(i.spec.model, i.spec.width): i.spec.precision
+                 for study in ("seed-groups", "architectures") for i in get_study(study).grid(profile)}
+    pool, arch = load("seed-groups", profile, root), load("architectures", profile, root)
+    df = pd.concat([pool, arch[arch["dataset"] == pool["dataset"].iloc[0]]] if len(pool) and len(arch) else [pool, arch])
+    columns = ["network", "width", "precision", "runs", "wall Base (s)", "wall VML (s)", "wall min (s)",
+               "wall max (s)", "acc min (%)", "acc max (%)"]
+    rows = []
+    for (model, width), g in df.groupby(["model", "width"], sort=False):
+        wall, acc = g["wall_s"].astype(float), 100 * g["test_acc"].astype(float)
+        rows.append(dict(zip(columns, [MODEL_NAMES.get(model, model), width, precision[model, width], len(g),
+                                       wall[g["loss"] == "base"].median(), wall[g["loss"] == "vml"].median(),
+                                       wall.min(), wall.max(), acc.min(), acc.max()])))
+    return pd.DataFrame(rows, columns=columns).set_index("network")
