@@ -546,8 +546,12 @@ def _cli_status(args: Any) -> int:
         print("\nfailed (last attempt; `python -m vml run` retries them):")
         for key, f in failed.items():
             print(f"  {key} host {f['host']} task {f['task']} at {_fmt_time(f['time'])}: {f['error']}")
-    for reason, n in held(list(STUDIES), args.profile, None, args.root).items():
-        print(f"held: {n} run(s) {reason.removeprefix('held ')}")
+    notes = [f"held: {n} run(s) {reason.removeprefix('held ')}"
+             for reason, n in held(list(STUDIES), args.profile, None, args.root).items()]
+    if notes or any(r["unavailable"] for r in rows):
+        print()
+    for line in notes:
+        print(line)
     if any(r["unavailable"] for r in rows):
         print("unavailable: runs whose dataset is not on this machine (CIFAR-100 needs the official data: "
               "set VML_DATA_DIR or let torchvision download it, then `python -m vml run architectures`)")
