@@ -1,6 +1,7 @@
 """The runner on a (simulated) cluster: submitit's local executor, SIGKILL and SIGTERM mid-run, the Slurm array."""
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from vml import runner, store
 from vml.cli import main
+from vml.spec import profile_spec
 from vml.studies import get_study
 
 STUDY = "seed-groups"  # 4 runs on the smoke profile
@@ -179,6 +181,16 @@ def test_status_shows_runs_trained_part_way(tmp_path, capsys):
     assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"  {spec.key()} epoch 1 of {spec.epochs}: resumed when a `run` reaches it\n" in out
+    ckpt = store.checkpoint_dir("smoke", tmp_path) / f"{spec.key()}.pt"
+    other = profile_spec("smoke", seed=99)  # a checkpoint of no study's run
+    shutil.copy(ckpt, ckpt.with_name(f"{other.key()}.pt"))
+    shutil.copy(ckpt, tmp_path / "kept.pt")
+    store.save(train(spec, checkpoint_dir=ckpt.parent), tmp_path)  # finished (it deletes its checkpoint) ...
+    shutil.copy(tmp_path / "kept.pt", ckpt)  # ... but one is left over, as after a merge of its record
+    assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  {spec.key()} epoch 1 of {spec.epochs}: stored since (the checkpoint is left over)\n" in out
+    assert f"  {other.key()} epoch 1 (a run of no study): resumed when a `run` reaches it\n" in out
 
 
 def test_held_runs_are_neither_trained_nor_submitted_and_status_says_why(tmp_path, capsys):

@@ -113,7 +113,7 @@ def merge(src: str | Path, root: str | Path | None = None, profiles: list[str] |
     report = MergeReport()
     for profile in _profiles(src, profiles):
         here = store.profile_dir(profile, root)
-        labels: dict[str, str | None] = {}  # dataset -> this store's labels sha (None: none yet)
+        labels: dict[str, str] = {}  # dataset -> this store's labels sha, once read (or brought)
         for path in store.iter_records(profile, src):
             try:
                 spec, rec = _check(path, profile)

@@ -514,11 +514,15 @@ def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
     done = store.checkpoint_epochs(profile, root)
     if not done:
         return
-    epochs = {i.spec.key(): i.spec.epochs for i in plan(["all"], profile)}
+    specs = {i.spec.key(): i.spec for i in plan(["all"], profile)}
     print("\ncheckpoints (runs trained part way):")
     for key, n in done.items():
-        of = f" of {epochs[key]}" if key in epochs else " (a run of no study)"
-        print(f"  {key} epoch {n}{of}: " + ("in training" if key in live else "resumed when a `run` reaches it"))
+        spec = specs.get(key)
+        of = f" of {spec.epochs}" if spec else " (a run of no study)"
+        state = ("in training" if key in live else
+                 "stored since (the checkpoint is left over)" if spec and store.exists(spec, root) else
+                 "resumed when a `run` reaches it")
+        print(f"  {key} epoch {n}{of}: {state}")
 
 
 def _cli_status(args: Any) -> int:
