@@ -4,8 +4,10 @@ The design was fixed, and committed, before any of its runs was trained:
 
 * three primary tests of "VML lowers the across-seed SD of test accuracy": the `powered` study's
   short arm (ResNet-14, the Table 2 cell, 50 seeds per arm) and long arm (30 seeds per arm, run
-  length chosen by the pilot rule `studies.long_epochs`), and the `reactivity-long` study (FastNet on
-  a tenth of CIFAR-10 for 40 epochs, 20 seeds per arm);
+  length chosen by the pilot rule `studies.long_epochs`), and the `reactivity-long` study (the
+  profile's network, FastNet on `cpu`, on a tenth of CIFAR-10 for 40 epochs, 20 seeds per arm);
+* the same three tests at the `gpu` profile (its own network and lengths) form a second column,
+  declared before any `gpu` run;
 * each: the two-sided F test of equal variances on final-model test accuracy, with Holm's correction
   across the three; the exact F interval for Var. Red. beside a percentile-bootstrap interval;
 * reading rule (`read_primary`), applied once an arm has all its runs, never before.
