@@ -47,3 +47,13 @@ def test_the_module_entry_point_prints_no_traceback():
                          cwd=ROOT, env=env, timeout=120)
     assert out.returncode == 2
     assert out.stderr == "python -m vml train: error: RunSpec.seed=-3 is not allowed; it must be an integer >= 0\n"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    # `python -m vml status | head -1`: the pipe closes after one line; status ends quietly
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "vml", "status", "--profile", "smoke", "--root", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == ""

@@ -7,11 +7,12 @@ ends the same way with exit status 1 (it is not the command line's fault).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import merge, runner, store, train
 
-EXIT_USAGE, EXIT_CORRUPT = 2, 1
+EXIT_USAGE, EXIT_CORRUPT, EXIT_PIPE = 2, 1, 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader stopped early (`python -m vml status | head`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's docs: no error at exit
+        return EXIT_PIPE
     except store.CorruptRecord as e:
         return _error(args, e, EXIT_CORRUPT)
     except ValueError as e:  # the specs, studies and runners reject bad values with ValueError

@@ -528,7 +528,8 @@ def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
 def _cli_status(args: Any) -> int:
     _set_claim_timeout(args.claim_timeout)
     rows = status(args.profile, args.root)
-    print(f"profile {args.profile}")
+    print(f"profile {args.profile} (eta: one run after another, at the speed of stored runs of the same kind, "
+          "made on this CPU model when there are any)")
     ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
     nums = ("runs", "done", "claimed", "failed", "missing", "held", "unavailable")
     print(f"{'study':<{ws}} {'paper':<{wp}} " + " ".join(f"{h if len(h) <= 8 else h[:7] + '.':>8}" for h in nums)
