@@ -38,9 +38,12 @@ def _imports(path: Path, module: str) -> set[str]:
             out.add(node.module)
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.split(".")[0] == "vml"}
-    return {m if (Path(vml.__file__).parent.parent / (m.replace(".", "/") + ".py")).exists()
-            or (Path(vml.__file__).parent.parent / m.replace(".", "/")).is_dir() else m.rsplit(".", 1)[0]
-            for m in out}  # `from . import __version__` names vml itself
+    return {m if _is_module(m) else m.rsplit(".", 1)[0] for m in out}  # `from . import __version__`: vml
+
+
+def _is_module(name: str) -> bool:
+    path = Path(vml.__file__).parent.parent / name.replace(".", "/")
+    return path.with_suffix(".py").exists() or path.is_dir()
 
 
 def _modules():
