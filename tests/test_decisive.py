@@ -122,3 +122,10 @@ def test_a_complete_arm_goes_from_the_store_to_its_verdict(tmp_path):
     assert row["f_p_holm"] == pytest.approx(min(1.0, 3 * p))  # the two other tests are pending: p = 1
     assert row["verdict"] == decisive.read_primary(row["f_p_holm"], row["base_sd"], row["vml_sd"], row["f_high"])
     assert t["verdict"].str.startswith("pending").sum() == 2
+
+
+def test_post_latch_share_counts_the_steps_after_w():
+    cpu_long = studies.get_study("powered").grid("cpu")[0].spec  # the pilot: 15 epochs of 98 steps
+    assert decisive.post_latch_share(cpu_long) == pytest.approx(1 - 200 / (98 * 15))
+    small = studies.get_study("reactivity-long").grid("cpu")[0].spec  # 40 epochs of 40 steps (5000 / 128)
+    assert decisive.post_latch_share(small) == pytest.approx(1 - 200 / 1600)

@@ -303,7 +303,6 @@ def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: i
 def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
                 ) -> list[GridItem]:
     """The runs a submission sends: not stored, no live claim, dataset present here."""
-    done = store.checkpoint_epochs(profile, root)
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     return [i for i in _todo(names, profile, seeds, None, root)
             if i.spec.key() not in live and available(i.spec.dataset)]

@@ -144,10 +144,21 @@ def _arm_values(study: str, arm: str, profile: str, root: Any = None) -> dict[st
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def _arm_items(study: str, arm: str, profile: str) -> list[Any]:
+    return [i for i in get_study(study).grid(profile) if i.tags.get("arm") == arm]
+
+
+def post_latch_share(spec: Any) -> float:
+    """The share of a CIFAR-10 run's steps that come after σ_ref latches (step W), the last, partial
+    batch of each epoch counted."""
+    steps = -(-(spec.train_subset or CIFAR10_TRAIN) // spec.batch_size) * spec.epochs
+    return 1 - spec.vml.warmup_steps / steps
+
+
 def primary_label(study: str, arm: str, profile: str) -> str:
     """A primary test's name at `profile`, from its runs' specs: network, share of the training data,
     length (the long arm's, while the pilot has not chosen it: both candidates)."""
-    items = [i for i in get_study(study).grid(profile) if i.tags.get("arm") == arm]
+    items = _arm_items(study, arm, profile)
     s = items[0].spec
     data = f", {100 * s.train_subset / CIFAR10_TRAIN:.0f}% of the data" if s.train_subset else ""
     held = any(i.held for i in items)
@@ -158,7 +169,7 @@ def primary_label(study: str, arm: str, profile: str) -> str:
 
 def primary_n(study: str, arm: str, profile: str) -> int:
     """A primary test's runs per arm at `profile`: the seeds its grid holds for the arm."""
-    return len({i.spec.seed for i in get_study(study).grid(profile) if i.tags.get("arm") == arm})
+    return len({i.spec.seed for i in _arm_items(study, arm, profile)})
 
 
 def primary_table(profile: str = "cpu", root: Any = None, n_boot: int = 10_000) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
+from ..spec import profile_spec
 from ..studies import REPLICATION_MODEL, get_study
 from .common import (DATASET_NAMES, MODEL_NAMES, NEEDS_DATA, SOURCE_NAMES, add_spread_parts, arm_values, compare_arms,
                      comparison_table, load, profile_or_default, spread_parts)
@@ -82,7 +83,7 @@ def run_cost_table(profile: str | None = None, root: Any = None) -> pd.DataFrame
     precision = {(i.spec.model, i.spec.width): i.spec.precision
                  for study in ("seed-groups", "architectures") for i in get_study(study).grid(profile)}
     pool, arch = load("seed-groups", profile, root), load("architectures", profile, root)
-    df = pd.concat([pool, arch[arch["dataset"] == pool["dataset"].iloc[0]]] if len(pool) and len(arch) else [pool, arch])
+    df = pd.concat([pool, arch[arch["dataset"] == profile_spec(profile).dataset]])  # the pool's dataset
     columns = ["network", "width", "precision", "runs", "wall Base (s)", "wall VML (s)", "wall min (s)",
                "wall max (s)", "acc min (%)", "acc max (%)"]
     rows = []
