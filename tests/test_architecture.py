@@ -8,7 +8,7 @@ import vml
 
 LAYERS = [  # bottom first, as in ARCHITECTURE.md
     {"vml._io", "vml.host"},
-    {"vml.loss", "vml.data", "vml.models", "vml.paper", "vml.stats"},
+    {"vml.loss", "vml.data", "vml.models", "vml.paper", "vml.stats", "vml.bf16"},
     {"vml.spec", "vml"},  # vml/__init__ re-exports the loss
     {"vml.train", "vml.store", "vml.merge"},
     {"vml.studies"},

@@ -177,3 +177,13 @@ def test_median_epoch_leaves_out_a_pause_between_sessions():
     rec = {"epochs": [{"epoch": 1, "wall_s": 60.0}, {"epoch": 2, "wall_s": 3660.0}, {"epoch": 3, "wall_s": 3780.0}]}
     assert store.median_epoch_s(rec) == 120.0
     assert math.isnan(store.median_epoch_s({"epochs": []}))
+
+
+def test_a_record_names_its_machine_kind_with_the_bf16_path_only_where_it_matters():
+    def rec(precision, machine):
+        return {"spec": {"precision": precision}, "machine": machine}
+    assert store.made_on(rec("bf16", {"cpu": "Xeon", "bf16_kernels": "fp32"})) == "Xeon" + store.FP32_KERNELS
+    assert store.made_on(rec("bf16", {"cpu": "Xeon", "bf16_kernels": "native"})) == "Xeon"
+    assert store.made_on(rec("bf16", {"cpu": "Xeon"})) == "Xeon"  # written before vml.bf16: bf16 kernels
+    assert store.made_on(rec("fp32", {"cpu": "Xeon", "bf16_kernels": "fp32"})) == "Xeon"  # no bf16 product
+    assert store.made_on(rec("bf16", None)) is None

@@ -29,7 +29,7 @@ import submitit
 import torch
 from tqdm import tqdm
 
-from . import host, store
+from . import bf16, host, store
 from .data import available, load_dataset  # `available` looks for files only: never loads or downloads
 from .spec import PROFILES, RunSpec
 from .studies import STUDIES, GridItem, get_study, plan, select_seeds
@@ -337,11 +337,13 @@ def _cost_kind(spec: RunSpec) -> tuple[Any, ...]:
 
 
 def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, float, str | None]],
-                     cpu: str | None = None, done: dict[str, int] | None = None) -> float | None:
-    """Time to train `missing`, from stored runs' (spec, wall time, CPU model): per run, its epochs not
-    yet done (`done`: key -> epochs in its checkpoint) times the median wall time per epoch of stored
-    runs of its kind, counting only those made on `cpu` (this machine's CPU model) when there are any;
-    a kind with no stored run counts the median run of all, scaled by the share of epochs left."""
+                     cpu: str | None = None, done: dict[str, int] | None = None,
+                     bf16_kernels: str = "native") -> float | None:
+    """Time to train `missing`, from stored runs' (spec, wall time, machine kind `store.made_on`): per
+    run, its epochs not yet done (`done`: key -> epochs in its checkpoint) times the median wall time per
+    epoch of stored runs of its kind, counting only those made on this machine's kind (`cpu`, its CPU
+    model, with `bf16_kernels`, its path for bf16 products) when there are any; a kind with no stored run
+    counts the median run of all, scaled by the share of epochs left."""
     if not walls:
         return None
     by_kind: dict[tuple[Any, ...], list[tuple[float, str | None]]] = {}
@@ -355,7 +357,8 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
         if not runs:
             total += overall * left / s.epochs
             continue
-        here = [t for t, made_on in runs if cpu is not None and made_on == cpu]
+        kind = store.machine_kind(cpu, s.precision, bf16_kernels) if cpu is not None else None
+        here = [t for t, made_on in runs if kind is not None and made_on == kind]
         total += left * statistics.median(here or [t for t, _ in runs])
     return total
 
@@ -389,7 +392,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": len(grid) - len(todo),
                      "claimed": len(claimed), "failed": len(failing), "missing": len(missing),
                      "held": len(on_hold), "unavailable": len(todo) - len(here) - len(on_hold),
-                     "eta_s": estimate_seconds(here, walls, cpu, done)})
+                     "eta_s": estimate_seconds(here, walls, cpu, done, bf16.kernels())})
     return rows
 
 
@@ -528,7 +531,7 @@ def _cli_status(args: Any) -> int:
     _set_claim_timeout(args.claim_timeout)
     rows = status(args.profile, args.root)
     print(f"profile {args.profile} (eta: one run after another, at the speed of stored runs of the same kind, "
-          "made on this CPU model when there are any)")
+          "made on this CPU model, with bf16 on the same kernels, when there are any)")
     ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
     nums = ("runs", "done", "claimed", "failed", "missing", "held", "unavailable")
     print(f"{'study':<{ws}} {'paper':<{wp}} " + " ".join(f"{h if len(h) <= 8 else h[:7] + '.':>8}" for h in nums)

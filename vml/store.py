@@ -531,9 +531,21 @@ def median_epoch_s(rec: dict[str, Any]) -> float:
     return float(np.median(np.diff([0.0, *ends]))) if ends else math.nan
 
 
+FP32_KERNELS = " (bf16 on fp32 kernels)"  # marks a bf16 run whose products ran on fp32 kernels (`vml.bf16`)
+
+
+def machine_kind(cpu: str, precision: str, bf16_kernels: str | None) -> str:
+    """What a run's speed depends on beyond its spec: the CPU model, and for a bf16 run whether its
+    convolutions and matrix products ran on bf16 kernels or on fp32 ones (`vml.bf16`: several times
+    faster on a CPU without bf16 hardware)."""
+    return cpu + FP32_KERNELS if precision == "bf16" and bf16_kernels == "fp32" else cpu
+
+
 def made_on(rec: dict[str, Any]) -> str | None:
-    """The CPU model a stored record was trained on (None for records written before they named it)."""
-    return (rec.get("machine") or {}).get("cpu")
+    """The machine kind (`machine_kind`) a stored record was trained on (None for records written
+    before they named their machine; records written before `vml.bf16` ran bf16 on bf16 kernels)."""
+    m = rec.get("machine") or {}
+    return machine_kind(m["cpu"], rec["spec"].get("precision"), m.get("bf16_kernels")) if m.get("cpu") else None
 
 
 def row(spec: RunSpec, rec: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,9 @@ The loop, in short (the book's implementation notes list every choice made here)
   a hash of (source, seed), so the three streams are unrelated even when their seeds are equal.
 - Deterministic algorithms on, cuDNN benchmark off, a fixed thread count: the same spec on the same
   machine (CPU model and ISA level), thread count and torch version gives a bitwise identical record
-  (up to the wall times), whatever the process did before; the record's `machine` names all four.
+  (up to the wall times), whatever the process did before; the record's `machine` names all four,
+  and how bf16 convolutions and matrix products were computed (`vml.bf16`: bf16 kernels where the
+  CPU has bf16 hardware, else the same arithmetic on fp32 kernels, several times faster there).
 - The whole dataset lives on the device as uint8; each batch is gathered, augmented (pad-4 random
   crop, flip), normalised and converted to channels_last on the fly. The last, partial batch of an
   epoch is kept (as a DataLoader with drop_last=False).
@@ -54,6 +56,7 @@ from torch import Tensor, nn
 from tqdm import tqdm  # not tqdm.auto: importing that in a kernel without ipywidgets warns on stderr
 
 from . import __version__
+from . import bf16
 from . import data as vdata
 from . import host
 from . import models
@@ -197,14 +200,15 @@ def _device_str(device: torch.device) -> str:
     return f"cpu ({machine_info()['cpu']}, {torch.get_num_threads()} threads)"
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
     """What tells two CPU machines' numerics apart: CPU model, the ISA level ATen dispatches to, the
-    oneDNN/ATen caps set in the environment, the thread count and the torch version."""
+    oneDNN/ATen caps set in the environment, how bf16 products are computed (`bf16.kernels`), the
+    thread count and the torch version."""
     model, flags = host.cpu()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return {"cpu": model, "cpu_flags": isa, "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
-            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"), "bf16_kernels": bf16.kernels(device),
             "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
@@ -494,7 +498,7 @@ def _record(run: _Run, logits: Tensor | None, keep_probs: bool) -> RunRecord:
         probs=probs.cpu().numpy().astype(np.float16) if keep_probs else None,
         wall_s=wall_s, device=_device_str(ctx.device), versions=_versions(), started=run.started,
         n_params=models.param_count(run.model), steps_per_epoch=run.steps, data_source=ds.source,
-        machine=machine_info())
+        machine=machine_info(ctx.device))
 
 
 def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: bool = True,
@@ -516,6 +520,13 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     dev = _resolve_device(device)
     _setup_determinism(dev)
     ds = vdata.train_subset(data if data is not None else vdata.load_dataset(spec.dataset), spec.train_subset)
+    products = bf16.kernels(dev) if spec.precision == "bf16" else "native"
+    with bf16.computed_as(products):
+        return _train(spec, ds, dev, checkpoint_dir, keep_probs, quiet, trace, stop_after)
+
+
+def _train(spec: RunSpec, ds: vdata.Dataset, dev: torch.device, checkpoint_dir: str | Path | None,
+           keep_probs: bool, quiet: bool, trace: Callable[..., None], stop_after: int | None) -> RunRecord:
     run = _start(spec, ds.to(dev), dev, trace)
     ckpt = Path(checkpoint_dir) / f"{spec.key()}.pt" if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.exists():
