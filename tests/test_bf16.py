@@ -100,9 +100,10 @@ def test_the_environment_sets_the_path_and_a_bad_value_is_named(monkeypatch):
             pass
 
 
-def test_a_bf16_run_on_fp32_kernels_names_them_and_repeats_bitwise(monkeypatch):
+def test_a_bf16_run_on_fp32_kernels_names_them_and_repeats_bitwise_across_a_resume(monkeypatch, tmp_path):
     monkeypatch.setenv(bf16.ENV, "fp32")
-    spec = profile_spec("smoke", loss="vml", seed=1, epochs=1, precision="bf16", vml={"warmup_steps": 8})
-    a, b = train(spec, device="cpu"), train(spec, device="cpu")
-    assert a.machine["bf16_kernels"] == "fp32"
-    assert digest(a) == digest(b)
+    spec = profile_spec("smoke", loss="vml", seed=1, epochs=2, precision="bf16", vml={"warmup_steps": 8})
+    whole = train(spec, device="cpu")
+    assert whole.machine["bf16_kernels"] == "fp32"
+    assert train(spec, device="cpu", checkpoint_dir=tmp_path, stop_after=1) is None
+    assert digest(train(spec, device="cpu", checkpoint_dir=tmp_path)) == digest(whole)

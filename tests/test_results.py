@@ -527,3 +527,21 @@ def test_budget_is_per_cpu_from_the_median_epoch_of_the_same_network(tmp_path):
     assert t.loc["a", "CPU-hours"] == pytest.approx((100 * resnet + 10 * fastnet) / 3600)
     assert np.isnan(t.loc["b", "CPU-hours"]) and np.isnan(t.loc[decisive.NOT_NAMED, "CPU-hours"])
     assert list(t["runs timed"]) == [2, 1, 1]
+
+
+def test_the_machines_table_counts_each_primary_tests_runs_per_machine_kind(tmp_path):
+    # cpu grids: bf16 runs, so a run on fp32 kernels is a machine kind of its own
+    short = [i.spec for i in get_study("powered").grid("cpu") if i.tags["arm"] == "short"]
+    small = [i.spec for i in get_study("reactivity-long").grid("cpu")]
+    assert short[0].precision == small[0].precision == "bf16"
+    write_record(tmp_path, short[0], 0.5, machine={"cpu": "a", "bf16_kernels": "native"})
+    write_record(tmp_path, short[1], 0.5, machine={"cpu": "a", "bf16_kernels": "fp32"})
+    write_record(tmp_path, small[0], 0.5, machine={"cpu": "a", "bf16_kernels": "fp32"})
+    write_record(tmp_path, small[1], 0.5, machine={"cpu": "a"})
+    write_record(tmp_path, small[2], 0.5)
+    t = decisive.machines_table("cpu", tmp_path)
+    labels = [decisive.primary_label(s, a, "cpu") for s, a in decisive.PRIMARY]
+    assert list(t.columns) == labels
+    assert t.loc["a"].tolist() == [1, 0, 1]
+    assert t.loc["a" + store.FP32_KERNELS].tolist() == [1, 0, 1]
+    assert t.loc[decisive.NOT_NAMED].tolist() == [0, 0, 1]
