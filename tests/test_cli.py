@@ -57,3 +57,21 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     proc.stdout.close()  # the reader is gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and err == ""
+
+
+@pytest.mark.parametrize("command", [["train", "--profile", "smoke", "--precision", "bf16"],
+                                     ["run", "seed-groups", "--profile", "smoke"], ["status", "--profile", "smoke"]])
+def test_a_bad_bf16_kernels_variable_is_one_error_line(command, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("VML_BF16_KERNELS", "fast")
+    argv = command + (["--root", str(tmp_path)] if command[0] != "train" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"python -m vml {command[0]}: error: VML_BF16_KERNELS='fast' is not allowed; "
+                   "use one of ['native', 'fp32'] (or leave it unset)\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_status_names_this_machines_bf16_kernels(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("VML_BF16_KERNELS", "fp32")
+    assert main(["status", "--profile", "smoke", "--root", str(tmp_path)]) == 0
+    assert "; bf16 products on fp32 kernels (no bf16 hardware" in capsys.readouterr().out

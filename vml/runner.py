@@ -145,6 +145,7 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     if limit is not None and limit < 0:
         raise ValueError(f"limit={limit!r} is not allowed; it must be an integer >= 0")
     _todo(names, profile, seeds, keys, root)  # fail before starting workers
+    bf16.kernels()  # a bad VML_BF16_KERNELS fails here too
     task = task if task is not None else _task_id()
     if jobs > 1:
         return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds, keys=keys, task=task,
@@ -530,8 +531,11 @@ def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
 def _cli_status(args: Any) -> int:
     _set_claim_timeout(args.claim_timeout)
     rows = status(args.profile, args.root)
+    kernels = bf16.kernels()
     print(f"profile {args.profile} (eta: one run after another, at the speed of stored runs of the same kind, "
           "made on this CPU model, with bf16 on the same kernels, when there are any)")
+    print(f"this machine: {host.cpu()[0]}; bf16 products on {kernels} kernels"
+          + (" (no bf16 hardware, or oneDNN capped below it: vml.bf16)" if kernels == "fp32" else ""))
     ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
     nums = ("runs", "done", "claimed", "failed", "missing", "held", "unavailable")
     print(f"{'study':<{ws}} {'paper':<{wp}} " + " ".join(f"{h if len(h) <= 8 else h[:7] + '.':>8}" for h in nums)

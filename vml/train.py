@@ -518,10 +518,10 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     """
     trace = trace or _no_trace
     dev = _resolve_device(device)
+    kernels = bf16.kernels(dev)  # a bad VML_BF16_KERNELS fails here, before anything trains
     _setup_determinism(dev)
     ds = vdata.train_subset(data if data is not None else vdata.load_dataset(spec.dataset), spec.train_subset)
-    products = bf16.kernels(dev) if spec.precision == "bf16" else "native"
-    with bf16.computed_as(products):
+    with bf16.computed_as(kernels if spec.precision == "bf16" else "native"):
         return _train(spec, ds, dev, checkpoint_dir, keep_probs, quiet, trace, stop_after)
 
 
