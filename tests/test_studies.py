@@ -85,6 +85,8 @@ def test_eta_scales_the_median_epoch_time_of_runs_of_the_same_kind_preferring_th
     fp32_kernels = mine + [(fast[1], 150.0, "xeon (bf16 on fp32 kernels)")]
     assert estimate_seconds([fast[2]], fp32_kernels, cpu="xeon", bf16_kernels="fp32") == pytest.approx(150.0)
     assert estimate_seconds([fast[2]], fp32_kernels, cpu="xeon") == pytest.approx(400.0)
+    # none of this kind made so here yet: the same CPU model's runs on the other path come before all
+    assert estimate_seconds([fast[2]], mine, cpu="xeon", bf16_kernels="fp32") == pytest.approx(400.0)
     # a kind with no stored run falls back to the median over all runs (100)
     other = profile_spec("cpu", seed=1, model="vgg16", width=0.25)
     assert estimate_seconds([other], walls) == 100.0

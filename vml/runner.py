@@ -343,8 +343,9 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
     """Time to train `missing`, from stored runs' (spec, wall time, machine kind `store.made_on`): per
     run, its epochs not yet done (`done`: key -> epochs in its checkpoint) times the median wall time per
     epoch of stored runs of its kind, counting only those made on this machine's kind (`cpu`, its CPU
-    model, with `bf16_kernels`, its path for bf16 products) when there are any; a kind with no stored run
-    counts the median run of all, scaled by the share of epochs left."""
+    model, with `bf16_kernels`, its path for bf16 products) when there are any, else those made on its
+    CPU model on the other path, else all; a kind with no stored run counts the median run of all,
+    scaled by the share of epochs left."""
     if not walls:
         return None
     by_kind: dict[tuple[Any, ...], list[tuple[float, str | None]]] = {}
@@ -360,7 +361,9 @@ def estimate_seconds(missing: Sequence[RunSpec], walls: Sequence[tuple[RunSpec, 
             continue
         kind = store.machine_kind(cpu, s.precision, bf16_kernels) if cpu is not None else None
         here = [t for t, made_on in runs if kind is not None and made_on == kind]
-        total += left * statistics.median(here or [t for t, _ in runs])
+        same_cpu = [t for t, made_on in runs
+                    if cpu is not None and (made_on or "").removesuffix(store.FP32_KERNELS) == cpu]
+        total += left * statistics.median(here or same_cpu or [t for t, _ in runs])
     return total
 
 
