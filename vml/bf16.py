@@ -35,7 +35,7 @@ _PRODUCTS = {_aten.convolution.default, _aten.convolution_backward.default, _ate
 
 
 def kernels(device: str | torch.device = "cpu") -> str:
-    """"native" or "fp32": how bf16 products are computed on `device` here. Native on a GPU, and on a
+    """How bf16 products are computed on `device` here, "native" or "fp32": native on a GPU, and on a
     CPU whose flags name bf16 hardware while ONEDNN_MAX_CPU_ISA does not cap oneDNN below it; fp32
     elsewhere. VML_BF16_KERNELS=native|fp32 sets it (a benchmark, or a user who measured otherwise)."""
     env = os.environ.get(ENV)
