@@ -352,4 +352,6 @@ def answer(t: pd.DataFrame) -> str:
         robust = "" if r["robust verdict"] == r["verdict"] else f" (robust check: {r['robust verdict']})"
         parts.append(f"{r['test']}: Var. Red. {r['var_red']:.0f}% (95% CI {r['f_low']:.0f}% to {r['f_high']:.0f}%, "
                      f"Holm-adjusted p = {r['f_p_holm']:.2g}), {r['verdict']}{robust}")
-    return f"The decisive test: {'; '.join(parts)}. {stored} of its {total} runs are stored."
+    pending = [r["test"] for r in t.to_dict("records") if pd.isna(r.get("f_p"))]
+    wait = f"Not yet complete, so no verdict: {'; '.join(pending)}. " if pending else ""
+    return f"The decisive test: {'; '.join(parts)}. {wait}{stored} of its {total} runs are stored."
