@@ -536,8 +536,8 @@ FP32_KERNELS = " (bf16 on fp32 kernels)"  # marks a bf16 run whose products ran 
 
 def machine_kind(cpu: str, precision: str, bf16_kernels: str | None) -> str:
     """What a run's speed depends on beyond its spec: the CPU model, and for a bf16 run whether its
-    convolutions and matrix products ran on bf16 kernels or on fp32 ones (`vml.bf16`: several times
-    faster on a CPU without bf16 hardware)."""
+    convolutions and matrix products ran on bf16 kernels or on fp32 ones (`vml.bf16`: about twice
+    as fast on a CPU without bf16 hardware)."""
     return cpu + FP32_KERNELS if precision == "bf16" and bf16_kernels == "fp32" else cpu
 
 

@@ -12,7 +12,7 @@ The loop, in short (the book's implementation notes list every choice made here)
   machine (CPU model and ISA level), thread count and torch version gives a bitwise identical record
   (up to the wall times), whatever the process did before; the record's `machine` names all four,
   and how bf16 convolutions and matrix products were computed (`vml.bf16`: bf16 kernels where the
-  CPU has bf16 hardware, else the same arithmetic on fp32 kernels, several times faster there).
+  CPU has bf16 hardware, else the same arithmetic on fp32 kernels, about twice as fast there).
 - The whole dataset lives on the device as uint8; each batch is gathered, augmented (pad-4 random
   crop, flip), normalised and converted to channels_last on the fly. The last, partial batch of an
   epoch is kept (as a DataLoader with drop_last=False).
