@@ -382,7 +382,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
     done = store.checkpoint_epochs(profile, root)
     live = {c.key for c in store.claims(profile, root) if not c.stale()}
     failed = set(store.failures(profile, root)) - live
-    cpu = host.cpu()[0]
+    cpu, kernels = host.cpu()[0], bf16.kernels()
     rows = []
     for name, study in STUDIES.items():
         grid = study.grid(profile)
@@ -396,7 +396,7 @@ def status(profile: str, root: str | None = None) -> list[dict[str, Any]]:
         rows.append({"study": name, "paper": study.paper, "runs": len(grid), "done": len(grid) - len(todo),
                      "claimed": len(claimed), "failed": len(failing), "missing": len(missing),
                      "held": len(on_hold), "unavailable": len(todo) - len(here) - len(on_hold),
-                     "eta_s": estimate_seconds(here, walls, cpu, done, bf16.kernels())})
+                     "eta_s": estimate_seconds(here, walls, cpu, done, kernels)})
     return rows
 
 

@@ -242,14 +242,13 @@ def budget_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
 def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """The stored runs of each primary test (columns, `primary_label`) per machine kind that trained them
     (rows, `store.made_on`: the CPU model, marked where bf16 ran on fp32 kernels, `vml.bf16`)."""
+    labels = [primary_label(study, arm, profile) for study, arm in PRIMARY]
     counts: dict[str, dict[str, int]] = {}
-    for study, arm in PRIMARY:
-        label = primary_label(study, arm, profile)
+    for (study, arm), label in zip(PRIMARY, labels):
         for item, rec in stored_runs(study, profile, root, arrays=False):
             if item.tags.get("arm") == arm:
                 row = counts.setdefault(store.made_on(rec) or NOT_NAMED, {})
                 row[label] = row.get(label, 0) + 1
-    labels = [primary_label(study, arm, profile) for study, arm in PRIMARY]
     return pd.DataFrame.from_dict(counts, orient="index", columns=labels).fillna(0).astype(int).sort_index()
 
 
