@@ -53,7 +53,8 @@ def test_analyse_waits_for_complete_arms_and_applies_holm_over_the_whole_family(
     assert t.loc[2, "f_high"] == pytest.approx(100 * (1 - 1 / math.sqrt(st.f.ppf(0.975, 29, 29))))
     assert t.loc[2, "f_high"] < decisive.CLAIMED and t.loc[2, "verdict"] == NOT_SUPPORTED
     text = decisive.answer(t)
-    assert text.startswith("The decisive test: a: Var. Red.")
+    assert text.startswith(f"The decisive test: a: SD {wide.std(ddof=1):.2f} pp (Base) vs "
+                           f"{narrow.std(ddof=1):.2f} pp (VML), Var. Red.")
     assert text.endswith("Not yet complete, so no verdict: b. 142 of its 180 runs are stored.")
     assert "b:" not in text  # the pending test gives no numbers, only its name
 
@@ -123,6 +124,11 @@ def test_a_complete_arm_goes_from_the_store_to_its_verdict(tmp_path):
     assert row["f_p_holm"] == pytest.approx(min(1.0, 3 * p))  # the two other tests are pending: p = 1
     assert row["verdict"] == decisive.read_primary(row["f_p_holm"], row["base_sd"], row["vml_sd"], row["f_high"])
     assert t["verdict"].str.startswith("pending").sum() == 2
+    spread = decisive.spread_table("smoke", tmp_path).set_index("arm")  # the complete test only
+    assert set(spread["test"]) == {row.name}
+    for loss in ("base", "vml"):  # the observed SD from the stored predictions equals that of test_acc
+        assert spread.loc[loss, "observed SD"] == pytest.approx(acc[loss].std(ddof=1), abs=1e-6)
+        assert spread.loc[loss, "floor"] > 0
 
 
 def test_post_latch_share_counts_the_steps_after_w():
@@ -130,3 +136,43 @@ def test_post_latch_share_counts_the_steps_after_w():
     assert decisive.post_latch_share(cpu_long) == pytest.approx(1 - 200 / (98 * 15))
     small = studies.get_study("reactivity-long").grid("cpu")[0].spec  # 40 epochs of 40 steps (5000 / 128)
     assert decisive.post_latch_share(small) == pytest.approx(1 - 200 / 1600)
+
+
+def test_complete_test_carries_the_welch_interval_of_the_mean_difference():
+    rng = np.random.default_rng(1)
+    base, vml = rng.normal(80, 1.0, 20), rng.normal(80.5, 0.5, 20)
+    t = decisive.analyse([("a", 20, {"base": base, "vml": vml})], n_boot=200)
+    vb, vv = base.var(ddof=1) / 20, vml.var(ddof=1) / 20   # Welch-Satterthwaite by hand
+    df = (vb + vv) ** 2 / (vb ** 2 / 19 + vv ** 2 / 19)
+    half = st.t.ppf(0.975, df) * math.sqrt(vb + vv)
+    d = vml.mean() - base.mean()
+    assert t.loc[0, "diff"] == pytest.approx(d)
+    assert (t.loc[0, "diff_low"], t.loc[0, "diff_high"]) == (pytest.approx(d - half), pytest.approx(d + half))
+
+
+@pytest.mark.parametrize("p_holm, high, verdict, expected", [
+    (0.01, 70.0, SUPPORTED, "F test: Holm-adjusted p = 0.01 < 0.05: supported"),
+    (0.8, 33.0, NOT_SUPPORTED, "F test: Holm-adjusted p = 0.8, and the F interval's upper end, 33.0%, "
+                               "falls short of the claimed 33.3%: not supported"),
+    (0.8, 33.4, INCONCLUSIVE, "F test: Holm-adjusted p = 0.8, and the F interval reaches the claimed 33.3% "
+                              "(upper end 33.4%): inconclusive at this n"),
+])
+def test_result_text_says_why_the_rule_gives_each_verdict(p_holm, high, verdict, expected):
+    assert decisive._reading(p_holm, high, verdict, "F", "F test:", 33.3) == expected
+    assert decisive.read_primary(p_holm, 1.0, 0.5, high, claimed=33.3) == verdict  # the rule agrees
+
+
+def test_result_text_of_a_complete_test_and_a_pending_one():
+    rng = np.random.default_rng(2)
+    base, vml = rng.normal(72, 1.0, 20), rng.normal(72, 1.0, 20)
+    t = decisive.analyse([("small", 20, {"base": base, "vml": vml}),
+                          ("long", 30, {"base": base[:3], "vml": vml[:2]})], n_boot=200)
+    text = decisive.result_text(t)
+    r = t.loc[0]
+    assert text.startswith(f"small (20 seeds per arm): the Base runs spread {base.std(ddof=1):.2f} pp and the "
+                           f"VML runs {vml.std(ddof=1):.2f} pp, a Var. Red. of "
+                           f"{100 * (1 - vml.std(ddof=1) / base.std(ddof=1)):.1f}%")
+    assert f"F interval {r['f_low']:.1f}% to {r['f_high']:.1f}%" in text
+    assert f"VML − Base {vml.mean() - base.mean():+.2f} pp" in text
+    assert text.endswith("long: pending: 5 of 60 runs stored.")
+    assert ("The two readings differ" in text) == (r["verdict"] != r["robust verdict"])

@@ -172,6 +172,26 @@ def primary_n(study: str, arm: str, profile: str) -> int:
     return len({i.spec.seed for i in _arm_items(study, arm, profile)})
 
 
+def spread_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """Per complete primary test and arm: observed SD of test accuracy, its test-set floor (the SD that
+    independent errors on the test images alone give) and the distribution-level SD, in pp; a test
+    still pending has no rows (no interim looks)."""
+    rows = []
+    for study, arm in PRIMARY:
+        n = primary_n(study, arm, profile)
+        runs = [(i, r) for i, r in stored_runs(study, profile, root) if i.tags.get("arm") == arm]
+        if min(sum(i.spec.loss == loss for i, _ in runs) for loss in ("base", "vml")) < n:
+            continue
+        labels = store.labels(profile, runs[0][0].spec.dataset, root)
+        by_loss = {loss: [r["arrays"]["preds"] == labels for i, r in runs if i.spec.loss == loss]
+                   for loss in ("base", "vml")}
+        for loss, correct in by_loss.items():
+            obs, floor, dist = floor_and_spread(np.asarray(correct))
+            rows.append({"test": primary_label(study, arm, profile), "arm": loss, "runs": len(correct),
+                         "observed SD": obs, "floor": floor, "distribution-level SD": dist})
+    return pd.DataFrame(rows, columns=["test", "arm", "runs", "observed SD", "floor", "distribution-level SD"])
+
+
 def primary_table(profile: str = "cpu", root: Any = None, n_boot: int = 10_000) -> pd.DataFrame:
     """One row per primary test, from the store (see `analyse`)."""
     return analyse([(primary_label(study, arm, profile), primary_n(study, arm, profile),
@@ -199,6 +219,8 @@ def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10
                        boot_low=stats.var_reduction(1, boot.high), boot_high=stats.var_reduction(1, boot.low),
                        f_p=stats.f_test(v["base"], v["vml"])[1],
                        bf_p=stats.brown_forsythe(v["base"], v["vml"])[1])
+            diff = stats.mean_diff_ci(v["base"], v["vml"])  # secondary: VML - Base mean, Welch interval
+            row.update(diff=diff.estimate, diff_low=diff.low, diff_high=diff.high)
         rows.append(row)
     t = pd.DataFrame(rows)
     if "f_p" not in t:
@@ -349,8 +371,45 @@ def answer(t: pd.DataFrame) -> str:
     parts = []
     for r in done:
         robust = "" if r["robust verdict"] == r["verdict"] else f" (robust check: {r['robust verdict']})"
-        parts.append(f"{r['test']}: Var. Red. {r['var_red']:.0f}% (95% CI {r['f_low']:.0f}% to {r['f_high']:.0f}%, "
+        parts.append(f"{r['test']}: SD {r['base_sd']:.2f} pp (Base) vs {r['vml_sd']:.2f} pp (VML), "
+                     f"Var. Red. {r['var_red']:.0f}% (95% CI {r['f_low']:.0f}% to {r['f_high']:.0f}%, "
                      f"Holm-adjusted p = {r['f_p_holm']:.2g}), {r['verdict']}{robust}")
     pending = [r["test"] for r in t.to_dict("records") if pd.isna(r.get("f_p"))]
     wait = f"Not yet complete, so no verdict: {'; '.join(pending)}. " if pending else ""
     return f"The decisive test: {'; '.join(parts)}. {wait}{stored} of its {total} runs are stored."
+
+
+def _reading(p_holm: float, high: float, verdict: str, interval: str, test: str, claimed: float) -> str:
+    """Why the reading rule gave `verdict` on one (interval, test) pair."""
+    if p_holm < ALPHA:
+        return f"{test} Holm-adjusted p = {p_holm:.2g} < {ALPHA:g}: {verdict}"
+    if high < claimed:
+        return (f"{test} Holm-adjusted p = {p_holm:.2g}, and the {interval} interval's upper end, "
+                f"{high:.1f}%, falls short of the claimed {claimed:.1f}%: {verdict}")
+    return (f"{test} Holm-adjusted p = {p_holm:.2g}, and the {interval} interval reaches the claimed "
+            f"{claimed:.1f}% (upper end {high:.1f}%): {verdict}")
+
+
+def result_text(t: pd.DataFrame, claimed: float = CLAIMED) -> str:
+    """Each complete primary test of `primary_table` in words: the two SDs and means, Var. Red. with
+    both intervals at one decimal (so a verdict that turns on the claim's boundary shows it), and why
+    the reading rule gives each verdict. Pending tests are named with their counts."""
+    out = []
+    for r in t.to_dict("records"):
+        if pd.isna(r.get("f_p")):
+            out.append(f"{r['test']}: {r['verdict']}.")
+            continue
+        n = r["n (B/V)"].split(" of ")[-1]
+        robust = _reading(r["bf_p_holm"], r["boot_high"], r["robust verdict"], "bootstrap",
+                          "Robust pair: Brown-Forsythe", claimed)
+        same = "" if r["verdict"] == r["robust verdict"] else (
+            " The two readings differ, so neither verdict stands alone: the table shows both.")
+        out.append(
+            f"{r['test']} ({n} seeds per arm): the Base runs spread {r['base_sd']:.2f} pp and the VML runs "
+            f"{r['vml_sd']:.2f} pp, a Var. Red. of {r['var_red']:.1f}% (F interval {r['f_low']:.1f}% to "
+            f"{r['f_high']:.1f}%, bootstrap {r['boot_low']:.1f}% to {r['boot_high']:.1f}%). "
+            f"{_reading(r['f_p_holm'], r['f_high'], r['verdict'], 'F', 'F test:', claimed)}. "
+            f"{robust}."
+            f"{same} Mean accuracy {r['base_mean']:.2f}% (Base) and {r['vml_mean']:.2f}% (VML): VML − Base "
+            f"{r['diff']:+.2f} pp, Welch 95% CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f} pp.")
+    return " ".join(out)

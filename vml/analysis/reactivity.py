@@ -62,7 +62,7 @@ def reactivity_per_seed_table(loss: str = "vml", profile: str | None = None, roo
 
 
 def iteration_ccf(loss: str = "vml", profile: str | None = None, root: Any = None, max_lag: int = 10,
-                  skip: int | None = None) -> pd.DataFrame:
+                  skip: int | None = None, study: str = "seed-groups") -> pd.DataFrame:
     """Our extension of Fig. 1 to iterations: per run, r_tau = corr(dlambda_t, dloss_{t+tau}) of the
     per-iteration lambda_t and training (base) loss, tau in [-max_lag, max_lag] iterations, over the
     iterations after the warm-up (lambda_t is constant before sigma_ref latches; `skip` defaults to
@@ -70,7 +70,7 @@ def iteration_ccf(loss: str = "vml", profile: str | None = None, root: Any = Non
     approximate white-noise band 1.96/sqrt(T) for one run's CCF."""
     per_run = []
     t_len = []
-    for item, rec in stored_runs("seed-groups", profile, root, loss=loss):
+    for item, rec in stored_runs(study, profile, root, loss=loss):
         lam, lo = rec["iters"]["lambda"].astype(float), rec["iters"]["loss"].astype(float)
         w = item.spec.vml.warmup_steps if skip is None else skip
         d_lam, d_loss = np.diff(lam[w:]), np.diff(lo[w:])
