@@ -34,9 +34,10 @@ def conv_case():
 
 def test_fp32_kernels_compute_a_convolution_as_a_bf16_kernel_does_forward_and_backward(conv_case):
     x, w, gout = conv_case
-    with bf16.computed_as("fp32"), torch.autocast("cpu", dtype=torch.bfloat16):
-        out = F.conv2d(x, w, padding=1)
-    (out.float() * gout).sum().backward()
+    with bf16.computed_as("fp32"):  # the backward inside the context too, as in a training step
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = F.conv2d(x, w, padding=1)
+        (out.float() * gout).sum().backward()
     assert out.dtype == torch.bfloat16 and w.grad.dtype == torch.float32
     xb, wb, gb = _rounded(x.detach()), _rounded(w.detach()), _rounded(gout)
     refs = {"output": (out, F.conv2d(xb, wb, padding=1)),
