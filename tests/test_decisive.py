@@ -94,6 +94,7 @@ def test_interval_coverage_rejects_unknown_tails():
 
 
 def test_primary_tests_are_named_by_the_protocol_of_each_profile(monkeypatch):
+    monkeypatch.delitem(studies.POWERED_EPOCHS_LONG_CHOSEN, "cpu", raising=False)  # before the pilot's choice
     names = {p: [decisive.primary_label(study, arm, p) for study, arm in decisive.PRIMARY] for p in ("cpu", "gpu")}
     assert names["cpu"] == ["ResNet-14, 5 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
                             "FastNet, 10% of the data, 40 epochs"]

@@ -129,6 +129,7 @@ def keys(items):
 
 
 def test_long_arm_is_held_until_the_pilots_length_is_committed_and_the_pilot_never_changes(monkeypatch):
+    monkeypatch.delitem(studies.POWERED_EPOCHS_LONG_CHOSEN, "cpu", raising=False)  # before the pilot's choice
     grid = get_study("powered").grid("cpu")
     pilot = [i for i in grid if i.tags.get("pilot")]
     long = [i for i in grid if i.tags["arm"] == "long"]
