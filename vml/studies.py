@@ -128,7 +128,7 @@ POWERED_EPOCHS_LONG_ALT = 11  # the pilot's alternative (81% after the latch), s
 PILOT_SEEDS = (1, 2, 3, 4, 5)  # Base only, at POWERED_EPOCHS_LONG: no look at the VML arm
 # The long arm's length per profile, set from that profile's stored pilot by `long_epochs` and committed
 # before any other run of the long arm; until then the long arm's runs other than the pilot are held.
-POWERED_EPOCHS_LONG_CHOSEN: dict[str, int] = {}
+POWERED_EPOCHS_LONG_CHOSEN: dict[str, int] = {"cpu": 15}  # cpu: by the rule, on its stored pilot
 HELD_FOR_PILOT = ("held until the pilot's choice of the long arm's length is committed "
                   "(studies.POWERED_EPOCHS_LONG_CHOSEN, by studies.long_epochs on the 5 pilot runs)")
 # small-data, long-run protocol for Fig. 1 and a second variance test: the profile's network (cpu:
