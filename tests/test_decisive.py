@@ -67,6 +67,15 @@ def test_answer_before_any_arm_is_complete_gives_no_verdict():
                                   "comparison is complete.")
 
 
+def test_answer_rounds_a_reduction_near_zero_without_a_minus_sign():
+    rng = np.random.default_rng(1)
+    base = rng.normal(74, 0.7, 50)
+    vml = base.mean() + 1.002 * (base - base.mean())  # SD 0.2% larger: Var. Red. -0.2%
+    t = decisive.analyse([("a", 50, {"base": base, "vml": vml[::-1]})], n_boot=200)
+    assert t.loc[0, "var_red"] == pytest.approx(-0.2)
+    assert ", Var. Red. 0% (95% CI " in decisive.answer(t)
+
+
 def test_gradient_factor_from_the_logged_series_equals_autograd():
     import torch
 

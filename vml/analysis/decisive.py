@@ -359,6 +359,11 @@ def interval_coverage(n: int, tails: str = "normal", n_sim: int = 1_500, n_boot:
     return {k: h / n_sim for k, h in hits.items()}
 
 
+def _whole(x: float) -> str:
+    """`x` rounded to a whole number, without the sign of a negative zero ("-0%" reads as a finding)."""
+    return f"{round(float(x)) + 0:d}"
+
+
 def answer(t: pd.DataFrame) -> str:
     """The decisive test's answer in two quotable sentences, from `primary_table`."""
     stored, total = int(t["runs"].sum()), int(t["of"].sum())
@@ -372,7 +377,7 @@ def answer(t: pd.DataFrame) -> str:
     for r in done:
         robust = "" if r["robust verdict"] == r["verdict"] else f" (robust check: {r['robust verdict']})"
         parts.append(f"{r['test']}: SD {r['base_sd']:.2f} pp (Base) vs {r['vml_sd']:.2f} pp (VML), "
-                     f"Var. Red. {r['var_red']:.0f}% (95% CI {r['f_low']:.0f}% to {r['f_high']:.0f}%, "
+                     f"Var. Red. {_whole(r['var_red'])}% (95% CI {_whole(r['f_low'])}% to {_whole(r['f_high'])}%, "
                      f"Holm-adjusted p = {r['f_p_holm']:.2g}), {r['verdict']}{robust}")
     pending = [r["test"] for r in t.to_dict("records") if pd.isna(r.get("f_p"))]
     wait = f"Not yet complete, so no verdict: {'; '.join(pending)}. " if pending else ""
