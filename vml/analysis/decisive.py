@@ -361,7 +361,7 @@ def interval_coverage(n: int, tails: str = "normal", n_sim: int = 1_500, n_boot:
 
 def _whole(x: float) -> str:
     """`x` rounded to a whole number, without the sign of a negative zero ("-0%" reads as a finding)."""
-    return f"{round(float(x)) + 0:d}"
+    return f"{round(float(x)):d}"  # an int: no negative zero
 
 
 def answer(t: pd.DataFrame) -> str:
