@@ -1,7 +1,9 @@
 """vml.analysis.decisive: the pre-registered design's power arithmetic and reading rule."""
 import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as st
 
@@ -186,3 +188,35 @@ def test_result_text_of_a_complete_test_and_a_pending_one():
     assert f"VML − Base {vml.mean() - base.mean():+.2f} pp" in text
     assert text.endswith("long: pending: 5 of 60 runs stored.")
     assert ("The two readings differ" in text) == (r["verdict"] != r["robust verdict"])
+
+
+def _spreads(test, base, vml):
+    """A `spread_table` frame for one test: (observed SD, floor, distribution-level SD) per arm."""
+    cols = ["observed SD", "floor", "distribution-level SD"]
+    return pd.DataFrame([{"test": test, "arm": arm, "runs": 30, **dict(zip(cols, v))}
+                         for arm, v in (("base", base), ("vml", vml))])
+
+
+def test_spread_text_gives_the_detectable_reduction_on_the_tests_own_spread():
+    d, f = 0.5, 0.25  # Base: distribution-level SD 0.5 pp over a floor of 0.25 pp
+    obs = math.hypot(d, f)
+    text = decisive.spread_text(_spreads("long", (obs, f, d), (0.52, 0.25, 0.456)), "long", 30)
+    assert text.startswith(f"On long the Base runs spread {obs:.2f} pp against a test-set floor of 0.25 pp "
+                           f"({obs / f:.2f} times the floor, above the pilot rule's cut of 1.25)")
+    assert "the VML runs spread 0.52 pp (floor 0.25 pp, distribution-level 0.46 pp)" in text
+    det = float(re.search(r"detect a distribution-level reduction of (\d+)%", text).group(1))
+    # a distribution-level reduction of det% (the floor unchanged) is where the F test at n = 30 reaches 80%
+    power = [stats.f_test_power(30, math.hypot((1 - x / 100) * d, f) / obs) for x in (det - 1, det, det + 1)]
+    assert power[0] < 0.8 < power[2] and abs(power[1] - 0.8) < 0.03
+
+
+def test_spread_text_of_a_spread_at_the_floor_and_of_a_pending_test():
+    at_floor = decisive.spread_text(_spreads("t", (0.24, 0.25, 0.0), (0.25, 0.25, 0.0)), "t", 20)
+    assert "(0.96 times the floor, not above the pilot rule's cut of 1.25)" in at_floor
+    assert at_floor.endswith("The Base runs have no spread beyond the floor, so no reduction of it can be detected.")
+    # a little spread beyond the floor: even removing it all stays below what 5 seeds per arm detect
+    tiny = decisive.spread_text(_spreads("t", (0.26, 0.25, 0.07), (0.25, 0.25, 0.0)), "t", 5)
+    assert tiny.endswith("At 5 seeds per arm, even removing all of that spread would stay below what the test "
+                         "detects with 80% power.")
+    pending = decisive.spread_text(_spreads("other", (0.5, 0.25, 0.43), (0.5, 0.25, 0.43)), "long", 30)
+    assert pending == "long: its spread is computed once all its runs are stored (no interim looks)."

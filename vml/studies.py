@@ -145,13 +145,18 @@ def small_data_settings(profile: str) -> dict[str, Any]:
     return dict(SMALL_DATA, lr=base["lr"] * SMALL_DATA["batch_size"] / base["batch_size"])
 
 
+# the pilot rule's cut: a Base spread whose observed SD is at most this many times its test-set floor is
+# mostly test-set noise (declared before the pilot)
+NOISE_CUT = 1.25
+
+
 def long_epochs(pilot_observed_sd: float | None = None, pilot_floor_sd: float | None = None) -> int:
     """The long arm's epoch count, by the rule declared before the pilot: POWERED_EPOCHS_LONG unless the
-    pilot's Base spread is mostly test-set noise (observed SD <= 1.25 x the independent-errors floor),
+    pilot's Base spread is mostly test-set noise (observed SD <= NOISE_CUT x the independent-errors floor),
     in which case the shorter POWERED_EPOCHS_LONG_ALT, where more seed variance is left."""
     if pilot_observed_sd is None or pilot_floor_sd is None:
         return POWERED_EPOCHS_LONG
-    return POWERED_EPOCHS_LONG_ALT if pilot_observed_sd <= 1.25 * pilot_floor_sd else POWERED_EPOCHS_LONG
+    return POWERED_EPOCHS_LONG_ALT if pilot_observed_sd <= NOISE_CUT * pilot_floor_sd else POWERED_EPOCHS_LONG
 
 
 def _powered(profile: str, epochs_long: int | None = None) -> list[GridItem]:

@@ -192,6 +192,32 @@ def spread_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["test", "arm", "runs", "observed SD", "floor", "distribution-level SD"])
 
 
+def spread_text(spreads: pd.DataFrame, test: str, n: int) -> str:
+    """One primary test's spread in words, from `spread_table`: each arm's observed SD, test-set floor
+    and distribution-level SD, whether the Base spread clears the pilot rule's cut, and the
+    distribution-level reduction its n per arm detects with the design's power on that spread. A test
+    with no rows (pending) says so and gives no numbers."""
+    if test not in set(spreads["test"]):
+        return f"{test}: its spread is computed once all its runs are stored (no interim looks)."
+    s = spreads[spreads["test"] == test].set_index("arm")
+    b, v = s.loc["base"], s.loc["vml"]
+    ratio = b["observed SD"] / b["floor"]
+    side = "above" if ratio > studies.NOISE_CUT else "not above"
+    text = (f"On {test} the Base runs spread {b['observed SD']:.2f} pp against a test-set floor of "
+            f"{b['floor']:.2f} pp ({ratio:.2f} times the floor, {side} the pilot rule's cut of "
+            f"{studies.NOISE_CUT:g}), a distribution-level SD of {b['distribution-level SD']:.2f} pp; the VML "
+            f"runs spread {v['observed SD']:.2f} pp (floor {v['floor']:.2f} pp, distribution-level "
+            f"{v['distribution-level SD']:.2f} pp). ")
+    if b["distribution-level SD"] == 0:
+        return text + "The Base runs have no spread beyond the floor, so no reduction of it can be detected."
+    det = power_table(b["distribution-level SD"], b["floor"], ns=(n,)).iloc[0]["detectable (distribution, %)"]
+    if math.isnan(det):
+        return text + (f"At {n} seeds per arm, even removing all of that spread would stay below what the test "
+                       f"detects with {POWER:.0%} power.")
+    return text + (f"With the spread and floor of all its Base runs, {n} seeds per arm detect a "
+                   f"distribution-level reduction of {det:.0f}% with {POWER:.0%} power.")
+
+
 def primary_table(profile: str = "cpu", root: Any = None, n_boot: int = 10_000) -> pd.DataFrame:
     """One row per primary test, from the store (see `analyse`)."""
     return analyse([(primary_label(study, arm, profile), primary_n(study, arm, profile),
