@@ -204,10 +204,15 @@ def spread_text(spreads: pd.DataFrame, test: str, n: int) -> str:
     ratio = b["observed SD"] / b["floor"]
     side = "above" if ratio > studies.NOISE_CUT else "not above"
     text = (f"On {test} the Base runs spread {b['observed SD']:.2f} pp against a test-set floor of "
-            f"{b['floor']:.2f} pp ({ratio:.2f} times the floor, {side} the pilot rule's cut of "
+            f"{b['floor']:.2f} pp ({ratio:.3f} times the floor, {side} the pilot rule's cut of "
             f"{studies.NOISE_CUT:g}), a distribution-level SD of {b['distribution-level SD']:.2f} pp; the VML "
             f"runs spread {v['observed SD']:.2f} pp (floor {v['floor']:.2f} pp, distribution-level "
             f"{v['distribution-level SD']:.2f} pp). ")
+    ceiling = stats.var_reduction(b["observed SD"], b["floor"])  # VML removing all seed variance: SD = floor
+    if ceiling < CLAIMED:
+        text += (f"A VML that removed all of the Base runs' seed variance would leave the floor, a Var. Red. of "
+                 f"{ceiling:.1f}%: the paper's {CLAIMED:.1f}% cannot occur on this protocol, so its verdict "
+                 "says that this protocol leaves no room for the claim, not only that VML did not reach it. ")
     if b["distribution-level SD"] == 0:
         return text + "The Base runs have no spread beyond the floor, so no reduction of it can be detected."
     det = power_table(b["distribution-level SD"], b["floor"], ns=(n,)).iloc[0]["detectable (distribution, %)"]
