@@ -196,6 +196,44 @@ def _reactivity_long(profile: str) -> list[GridItem]:
             for s in range(1, n + 1) for loss in LOSSES]
 
 
+# The second test (chapter "The second test"): pre-registered before any of its runs was trained.
+# Dose arms: VML on the powered short arm's protocol (ResNet-14 w0.25, 5 epochs) with λ_base and λ_max
+# both multiplied by a dose k (so λ_t, and the gradient factor's excursion w·λ_t·ψ(δ_t), scale by k
+# exactly), paired by seed with the stored Base runs (dose 0) and Table 5 VML runs (dose 1) of seeds 1-50.
+# The doses are the whole multiples at which the stored Table 5 runs' post-latch mean |factor - 1| would
+# be 10% and 30% (`analysis.second.dose_for`, from the controller series alone, no accuracy read).
+SECOND_DOSES: tuple[int, ...] = (5, 15)
+SECOND_N_DOSE = 50          # seed pairs per dose arm: the powered short arm's seeds 1-50
+# The TTA arm: new seeds on the powered long arm's protocol (15 epochs), Base and VML (Table 5)
+SECOND_TTA_SEEDS = range(31, 81)   # 50 per arm; seeds 1-30 are the long arm that found the lead
+
+
+def dose_config(k: float) -> dict[str, float]:
+    """The VML overrides of dose k: Table 5's λ_base and λ_max, each times k."""
+    from .loss import VMLConfig
+    c = VMLConfig()
+    return {"lambda_base": round(c.lambda_base * k, 12), "lambda_max": round(c.lambda_max * k, 12)}
+
+
+def _second(profile: str) -> list[GridItem]:
+    """Dose arms first (seed outer, dose inner: a sweep stopped early leaves complete seed rows), then the
+    TTA arm (seed outer, loss inner). The stored controls of the dose arms (Base = dose 0, Table 5 VML =
+    dose 1) are listed too, so `status` counts them; their specs are the powered short arm's."""
+    short = {(i.spec.loss, i.spec.seed): i.spec for i in _powered(profile) if i.tags["arm"] == "short"}
+    n_dose = SMOKE_SEEDS if profile == "smoke" else SECOND_N_DOSE
+    items = []
+    for s in range(1, n_dose + 1):
+        items.append(GridItem(short["base", s], {"arm": "dose", "dose": 0}))
+        items.append(GridItem(short["vml", s], {"arm": "dose", "dose": 1}))
+        items += [GridItem(short["vml", s].replace(vml=dose_config(k)), {"arm": "dose", "dose": k})
+                  for k in SECOND_DOSES]
+    long = next(i.spec for i in _powered(profile) if i.tags["arm"] == "long")
+    seeds = SECOND_TTA_SEEDS[:SMOKE_SEEDS] if profile == "smoke" else SECOND_TTA_SEEDS
+    items += [GridItem(long.replace(loss=loss, seed=s), {"arm": "tta", "dose": int(loss == "vml")})
+              for s in seeds for loss in LOSSES]
+    return items
+
+
 STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("seed-groups", "Table 3, Fig. 2", _pool),
     Study("sources", "Table 1", _sources),
@@ -207,6 +245,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("replication", "ours (Table 2, new seeds)", _replication),
     Study("powered", "ours (Table 2's ResNet-14, 50 + 30 seeds)", _powered),
     Study("reactivity-long", "Fig. 1 (ours: 40 epochs, 10% of the data)", _reactivity_long),
+    Study("second-test", "ours (VML at stronger doses, paired; the TTA lead on new seeds)", _second),
 )}
 
 

@@ -269,8 +269,9 @@ def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10
 NOT_NAMED = "not named (the store's first runs)"  # records written before they named their machine
 
 
-def budget_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
-    """CPU-hours to train the missing runs of both studies, one row per CPU that made stored runs: from
+def budget_table(profile: str = "cpu", root: Any = None,
+                 names: tuple[str, ...] = ("powered", "reactivity-long")) -> pd.DataFrame:
+    """CPU-hours to train the missing runs of the studies `names`, one row per CPU that made stored runs: from
     that CPU's runs of the same network, width and precision, the median wall time per training image
     (a run's median epoch over its images per epoch: a pause in a resumed run does not count). NaN where
     that CPU made no run of a network the missing runs need. Records that name no machine are one row."""
@@ -281,8 +282,8 @@ def budget_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
         cpu = store.made_on(rec) or NOT_NAMED
         per_image.setdefault(cpu, {}).setdefault((s["model"], s["width"], s["precision"]), []).append(
             store.median_epoch_s(rec) / (s.get("train_subset") or CIFAR10_TRAIN))
-    missing = [i.spec for name in ("powered", "reactivity-long") for i in get_study(name).grid(profile)
-               if not store.exists(i.spec, root)]
+    missing = list({i.spec.key(): i.spec for name in names for i in get_study(name).grid(profile)
+                    if not store.exists(i.spec, root)}.values())
     rows = []
     for cpu, kinds in sorted(per_image.items()):
         seconds = sum(float(np.median(kinds[k])) * s.epochs * (s.train_subset or CIFAR10_TRAIN)

@@ -5,7 +5,7 @@ files or draws. Interval estimates come back as `Estimate(estimate, low, high, l
 procedures (bootstrap, resampling, simulation) take an explicit `seed` and are reproducible.
 Accuracy units (fractions or percent) do not matter anywhere except in `test_set_variance`.
 
-The functions live in four modules (`base`, `groups`, `reactivity`, `seeds`); import them from here.
+The functions live in five modules (`base`, `groups`, `reactivity`, `seeds`, `paired`); import them from here.
 """
 from __future__ import annotations
 
@@ -24,3 +24,8 @@ __all__ = [
     "f_test_power_simulated", "seeds_for_power", "churn", "pairwise_churn", "test_set_variance",
     "max_seed_effect", "normal_seed_effect",
 ]
+from .paired import (pitman_morgan, paired_bootstrap_sd_ratio, var_red_estimate, sums_differences_correlation, pitman_morgan_power, pitman_morgan_power_simulated, sd_trend, log_sd_ratio_se, pooled_log_sd_ratio)  # noqa: F401,E402
+
+__all__ += ["pitman_morgan", "paired_bootstrap_sd_ratio", "var_red_estimate", "sums_differences_correlation",
+            "pitman_morgan_power", "pitman_morgan_power_simulated", "sd_trend", "log_sd_ratio_se",
+            "pooled_log_sd_ratio"]

@@ -1,0 +1,159 @@
+"""The second test: its declared doses, its grid, and the paired statistics it reads."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats as st
+import torch
+
+from vml import stats, store, studies
+from vml.analysis import second
+from vml.loss import StableLossController, VMLConfig
+
+
+def _factors(losses: np.ndarray, config: VMLConfig) -> np.ndarray:
+    """dL/dℓ_t by autograd for each step of a loss sequence fed to a fresh controller."""
+    c = StableLossController(config).train()
+    out = []
+    for value in losses:
+        t = torch.tensor(float(value), dtype=torch.float64, requires_grad=True)
+        c(t).backward()
+        out.append(float(t.grad))
+    return np.array(out)
+
+
+def test_a_dose_scales_the_gradient_factor_excursion_exactly_even_where_table5_clips_lambda():
+    # a loss sequence whose volatility jumps 8x after the latch: at Table 5, λ_base·gain exceeds λ_max
+    # there, so scaling λ_base alone would not scale the excursion by k
+    rng = np.random.default_rng(0)
+    losses = 2.0 - np.linspace(0, 1, 300) + np.r_[0.02 * rng.standard_normal(150), 0.6 * rng.standard_normal(150)]
+    t5 = _factors(losses, VMLConfig(warmup_steps=50))
+    for k in (5, 15):
+        dosed = _factors(losses, VMLConfig(warmup_steps=50, **studies.dose_config(k)))
+        np.testing.assert_allclose(dosed - 1, k * (t5 - 1), rtol=1e-9, atol=1e-12)
+
+
+def test_dose_config_multiplies_lambda_base_and_lambda_max():
+    c = VMLConfig()
+    assert studies.dose_config(15) == {"lambda_base": pytest.approx(15 * c.lambda_base),
+                                       "lambda_max": pytest.approx(15 * c.lambda_max)}
+
+
+def test_the_committed_doses_are_what_the_declared_rule_gives_on_the_stored_table5_runs():
+    choice = second.dose_choice("cpu")
+    assert choice["runs"] == studies.POWERED_N_SHORT
+    assert choice["doses"] == studies.SECOND_DOSES
+    # the rule's targets: the whole multiple nearest to target / m
+    for target, exact, k in zip(second.TARGET_EXCURSION, choice["exact"], choice["doses"]):
+        assert exact == pytest.approx(target / choice["excursion"]) and abs(exact - k) <= 0.5
+
+
+def test_the_grid_reuses_the_stored_controls_and_adds_new_runs_only():
+    grid = studies.get_study("second-test").grid("cpu")
+    short = {i.spec.key() for i in studies.get_study("powered").grid("cpu") if i.tags["arm"] == "short"}
+    controls = [i for i in grid if i.tags["arm"] == "dose" and i.tags["dose"] in (0, 1)]
+    assert len(controls) == 2 * studies.SECOND_N_DOSE
+    assert {i.spec.key() for i in controls} <= short
+    assert all(store.exists(i.spec) for i in controls)  # no new Base run
+    doses = [i for i in grid if i.tags["arm"] == "dose" and i.tags["dose"] not in (0, 1)]
+    assert sorted({i.tags["dose"] for i in doses}) == list(studies.SECOND_DOSES)
+    assert all(i.spec.vml.lambda_base == pytest.approx(0.1 * i.tags["dose"]) for i in doses)
+    assert [i.spec.seed for i in doses[:4]] == [1, 1, 2, 2]  # seed outer, dose inner
+    tta = [i for i in grid if i.tags["arm"] == "tta"]
+    long_seeds = {i.spec.seed for i in studies.get_study("powered").grid("cpu") if i.tags["arm"] == "long"}
+    assert {i.spec.seed for i in tta}.isdisjoint(long_seeds)  # new seeds only
+    assert {i.spec.epochs for i in tta} == {studies.POWERED_EPOCHS_LONG_CHOSEN["cpu"]}
+    assert {i.spec.vml for i in tta} == {VMLConfig()}
+    assert len({i.spec.key() for i in grid}) == len(grid)
+    assert grid.index(tta[0]) > grid.index(doses[-1])  # the dose arms first
+
+
+# ----------------------------------------------------------------------------- paired statistics
+
+def _pairs(n=40, ratio=0.7, rho=0.5, seed=3):
+    rng = np.random.default_rng(seed)
+    z1, z2 = rng.standard_normal((2, n))
+    return z1, ratio * (rho * z1 + math.sqrt(1 - rho * rho) * z2)
+
+
+def test_pitman_morgan_p_is_the_correlation_test_of_sums_and_differences():
+    b, v = _pairs()
+    _, p = stats.pitman_morgan(b, v)
+    assert p == pytest.approx(st.pearsonr(v + b, v - b).pvalue, rel=1e-9)
+
+
+def test_pitman_morgan_interval_ends_are_where_the_test_of_that_ratio_has_p_equal_one_minus_level():
+    b, v = _pairs()
+    est, _ = stats.pitman_morgan(b, v, level=0.9)
+    assert est.estimate == pytest.approx(v.std(ddof=1) / b.std(ddof=1))
+    for phi in (est.low, est.high):  # H0: SD_v = phi·SD_b  <=>  corr(v + phi·b, v − phi·b) = 0
+        assert st.pearsonr(v + phi * b, v - phi * b).pvalue == pytest.approx(0.1, abs=1e-9)
+
+
+def test_pairing_narrows_the_interval_when_pairs_are_correlated():
+    b, v = _pairs(rho=0.9)
+    paired, _ = stats.pitman_morgan(b, v)
+    unpaired = stats.sd_ratio_ci(b, v)
+    assert paired.high - paired.low < 0.6 * (unpaired.high - unpaired.low)
+
+
+def test_paired_bootstrap_keeps_pairs_together():
+    b = np.random.default_rng(0).standard_normal(30)
+    est = stats.paired_bootstrap_sd_ratio(b, 0.5 * b + 3.0, n_boot=500)
+    assert (est.estimate, est.low, est.high) == pytest.approx((0.5, 0.5, 0.5))
+    wide, _ = stats.bootstrap_sd_ratio(b, 0.5 * b + 3.0, n_boot=500)  # arms resampled on their own
+    assert wide.high - wide.low > 0.2
+
+
+def test_pitman_morgan_power_matches_simulation():
+    for n, ratio, rho in ((50, 0.667, 0.48), (30, 0.8, 0.0), (50, 0.664, 0.14)):
+        assert stats.pitman_morgan_power(n, ratio, rho) == pytest.approx(
+            stats.pitman_morgan_power_simulated(n, ratio, rho, n_sim=20_000), abs=0.02)
+
+
+def test_pitman_morgan_refuses_unpaired_input_with_one_line():
+    with pytest.raises(ValueError, match="base has 5 values and vml 4"):
+        stats.pitman_morgan(np.arange(5.0), np.arange(4.0))
+    with pytest.raises(ValueError, match="rho=1.0 is not allowed"):
+        stats.pitman_morgan_power(10, 0.5, 1.0)
+
+
+def test_sd_trend_recovers_an_exact_dose_response_and_its_interval_collapses():
+    b = np.random.default_rng(1).standard_normal(25)
+    doses = [0, 1, 5, 15]
+    scale = np.exp(-0.02 * np.array(doses))
+    est, p = stats.sd_trend([c * b for c in scale], doses, n_boot=300)
+    assert est.estimate == pytest.approx(-0.02) and est.low == pytest.approx(-0.02) and est.high == pytest.approx(-0.02)
+    assert p == 0.0
+    with pytest.raises(ValueError, match="one value per seed"):
+        stats.sd_trend([b, b[:-1], b], [0, 1, 2])
+
+
+def test_pooled_log_sd_ratio_dersimonian_laird_by_hand():
+    out = stats.pooled_log_sd_ratio([0.0, 0.9], [0.1, 0.1])
+    # w = 100 each: fixed 0.45; Q = 2·100·0.45² = 40.5; τ² = (40.5 − 1)/(200 − 100) = 0.395
+    assert out["q"] == pytest.approx(40.5) and out["tau2"] == pytest.approx(0.395)
+    z = st.norm.isf(0.025)
+    assert out["fixed"].estimate == pytest.approx(math.exp(0.45))
+    assert out["fixed"].high == pytest.approx(math.exp(0.45 + z * math.sqrt(1 / 200)))
+    assert out["random"].high == pytest.approx(math.exp(0.45 + z * math.sqrt((0.01 + 0.395) / 2)))
+    same = stats.pooled_log_sd_ratio([0.1, 0.1, 0.1], [0.2, 0.3, 0.4])
+    assert same["tau2"] == 0 and same["random"] == same["fixed"]
+
+
+# ----------------------------------------------------------------------------- reading rule
+
+@pytest.mark.parametrize("p, sd_b, sd_v, high, want", [
+    (0.01, 1.0, 0.6, 50.0, second.SUPPORTED),
+    (0.01, 0.6, 1.0, -20.0, second.OPPOSITE),
+    (0.20, 1.0, 0.9, 25.0, second.SMALLER),
+    (0.20, 1.0, 0.9, 40.0, second.INCONCLUSIVE),
+])
+def test_read_second(p, sd_b, sd_v, high, want):
+    assert second.read_second(p, sd_b, sd_v, high, claimed=33.3) == want
+
+
+def test_equivalence_statement_holds_only_below_the_margin():
+    assert second.equivalent_below(19.9) and not second.equivalent_below(20.0)
