@@ -157,3 +157,56 @@ def test_read_second(p, sd_b, sd_v, high, want):
 
 def test_equivalence_statement_holds_only_below_the_margin():
     assert second.equivalent_below(19.9) and not second.equivalent_below(20.0)
+
+
+# ----------------------------------------------------------------------------- the analysis
+
+def _fake_pairs(complete):
+    """`second.pairs` replaced: the first dose arm complete (or not), the others pending."""
+    rng = np.random.default_rng(7)
+    b = rng.standard_normal(50)
+    full = (b, 0.6 * b + 0.5 * rng.standard_normal(50), 50)
+
+    def pairs(study, select, profile="cpu", root=None, value="test_acc", vml=None):
+        fake = type("I", (), {})()
+        fake.tags, fake.spec = {"arm": "dose", "dose": studies.SECOND_DOSES[0]}, None
+        first = study == "second-test" and vml is not None and vml(fake)
+        if first and complete:
+            return full
+        return full[0][:10], full[1][:10], 50
+    return pairs, full
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_primary_table_reads_only_complete_tests_and_holm_counts_pending_ones_as_p_1(monkeypatch, complete):
+    pairs, (b, v, _) = _fake_pairs(complete)
+    monkeypatch.setattr(second, "pairs", pairs)
+    monkeypatch.setattr(second, "tta_lead", lambda profile, root=None: {"var_red": 33.6})
+    t = second.primary_table("cpu")
+    assert list(t["of"]) == [50, 50, 50]
+    assert t["verdict"].iloc[1:].tolist() == ["pending: 10 of 50 pairs stored"] * 2
+    if not complete:
+        assert t["verdict"].iloc[0] == "pending: 10 of 50 pairs stored" and t["pm_p_holm"].isna().all()
+        return
+    row = t.iloc[0]
+    p = st.pearsonr(v + b, v - b).pvalue
+    assert row["pm_p"] == pytest.approx(p) and row["pm_p_holm"] == pytest.approx(min(1.0, 3 * p))
+    assert row["verdict"] == second.read_second(row["pm_p_holm"], row["base_sd"], row["vml_sd"], row["pm_high"], 33.3)
+    assert row["claimed"] == pytest.approx(33.3)  # the dose arms test the paper's claim, the TTA arm the lead's
+
+
+def test_trend_gives_counts_only_until_every_dose_arm_is_complete():
+    out = second.trend("cpu")
+    assert out["stored"][0] == out["stored"][1] == studies.SECOND_N_DOSE
+    if min(out["stored"].values()) < out["of"]:
+        assert "slope" not in out
+
+
+def test_reanalysis_pairs_the_decisive_tests_by_seed():
+    t = second.reanalysis_table("cpu")
+    assert list(t["pairs"]) == list(t["of"]) == [studies.POWERED_N_SHORT, studies.POWERED_N_LONG, studies.SMALL_N]
+    row = t.iloc[0]
+    b, v, _ = second.pairs("powered", lambda i: i.tags.get("arm") == "short", "cpu")
+    assert row["rho"] == pytest.approx(np.corrcoef(b, v)[0, 1])
+    assert row["pm_p"] == pytest.approx(st.pearsonr(v + b, v - b).pvalue)
+    assert row["below_margin"] == (row["pm_high"] < second.MARGIN)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 from .. import stats, studies
 from ..studies import SECOND_DOSES, get_study
@@ -177,3 +178,158 @@ def pairs_for_power(var_red: float, rho: float, power: float = POWER, alpha: flo
     while stats.pitman_morgan_power(n, r, rho, alpha) < power:
         n += 1
     return n
+
+
+# ----------------------------------------------------------------------------- the analysis
+
+def pairs(study: str, select: Any, profile: str = "cpu", root: Any = None, value: str = "test_acc",
+          vml: Any = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(Base values, VML values, pairs declared) in pp, seed by seed, over the seeds stored in both arms,
+    for the grid items of `study` that `select(item)` keeps; `vml(item)` picks the VML arm among them
+    (default: loss == "vml")."""
+    is_vml = vml or (lambda i: i.spec.loss == "vml")
+    by: dict[str, dict[int, float]] = {"base": {}, "vml": {}}
+    declared: dict[str, set[int]] = {"base": set(), "vml": set()}
+    items = [i for i in get_study(study).grid(profile) if select(i)]
+    for i in items:
+        declared["vml" if is_vml(i) else "base"].add(i.spec.seed)
+    for item, rec in stored_runs(study, profile, root, arrays=False):
+        if select(item):
+            by["vml" if is_vml(item) else "base"][item.spec.seed] = 100 * rec[value]
+    seeds = sorted(set(by["base"]) & set(by["vml"]))
+    n = len(declared["base"] & declared["vml"])
+    return (np.array([by["base"][s] for s in seeds]), np.array([by["vml"][s] for s in seeds]), n)
+
+
+def paired_row(label: str, base: np.ndarray, vml: np.ndarray, n: int, claimed: float = CLAIMED,
+               n_boot: int = N_BOOT) -> dict[str, Any]:
+    """One comparison of paired arms: counts, and once all n pairs are stored the SDs, pair correlation,
+    Var. Red. with its Pitman-Morgan and pair-bootstrap intervals and p, the unpaired F interval and p,
+    the paired mean difference, and the equivalence statement at MARGIN (upper end of the paired interval)."""
+    row: dict[str, Any] = {"test": label, "pairs": len(base), "of": n}
+    if len(base) < n:
+        return row
+    pm, p = stats.pitman_morgan(base, vml)
+    boot = stats.paired_bootstrap_sd_ratio(base, vml, n_boot=n_boot)
+    f = stats.sd_ratio_ci(base, vml)
+    red = {k: stats.var_red_estimate(e) for k, e in (("pm", pm), ("boot", boot), ("f", f))}
+    d = vml - base
+    half = float(stats.mean_ci(d)[1] - d.mean())
+    row.update(base_sd=base.std(ddof=1), vml_sd=vml.std(ddof=1), rho=float(np.corrcoef(base, vml)[0, 1]),
+               var_red=red["pm"].estimate, pm_low=red["pm"].low, pm_high=red["pm"].high, pm_p=p,
+               boot_low=red["boot"].low, boot_high=red["boot"].high,
+               f_low=red["f"].low, f_high=red["f"].high, f_p=stats.f_test(base, vml)[1],
+               diff=float(d.mean()), diff_low=float(d.mean() - half), diff_high=float(d.mean() + half),
+               claimed=claimed, below_margin=equivalent_below(red["pm"].high))
+    return row
+
+
+def reanalysis_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """The decisive test's three comparisons analysed by seed pairs (declared with this design, after
+    their data were seen: a re-analysis, not a new test)."""
+    from . import decisive
+    rows = []
+    for study, arm in decisive.PRIMARY:
+        b, v, n = pairs(study, lambda i, a=arm: i.tags.get("arm") == a, profile, root)
+        rows.append(paired_row(decisive.primary_label(study, arm, profile), b, v, n))
+    return pd.DataFrame(rows).set_index("test")
+
+
+def primary_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """The second test's three primary tests (the doses, then the TTA arm): `paired_row` each, then,
+    once all three are complete, Holm-adjusted Pitman-Morgan p and the declared reading. A test not yet
+    complete enters Holm with p = 1 and gives no verdict."""
+    rows = []
+    for k in SECOND_DOSES:
+        b, v, n = pairs("second-test", lambda i: i.tags["arm"] == "dose" and i.tags["dose"] in (0, k), profile,
+                        root, vml=lambda i, k=k: i.tags["dose"] == k)
+        rows.append(paired_row(f"dose {k} vs Base (5 epochs, test accuracy)", b, v, n))
+    lead = tta_lead(profile, root)["var_red"]
+    b, v, n = pairs("second-test", lambda i: i.tags["arm"] == "tta", profile, root, value="tta_acc")
+    rows.append(paired_row("Table 5 vs Base (15 epochs, TTA accuracy)", b, v, n, claimed=lead))
+    t = pd.DataFrame(rows)
+    done = t["pairs"] >= t["of"]
+    t["pm_p_holm"] = np.nan
+    if "pm_p" in t:
+        t["pm_p_holm"] = multipletests(t["pm_p"].where(done, 1.0).fillna(1.0), method="holm")[1]
+        t.loc[~done, "pm_p_holm"] = np.nan
+    t["verdict"] = [read_second(r.pm_p_holm, r.base_sd, r.vml_sd, r.pm_high, r.claimed) if ok
+                    else f"pending: {r.pairs} of {r.of} pairs stored" for r, ok in zip(t.itertuples(), done)]
+    return t.set_index("test")
+
+
+def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
+    """The declared dose-response: `stats.sd_trend` of test accuracy over doses 0, 1 and SECOND_DOSES on
+    the seeds stored in every dose arm, once every dose arm is complete (else only the counts)."""
+    arms = {k: {} for k in design_doses()}
+    for item, rec in stored_runs("second-test", profile, root, arrays=False):
+        if item.tags["arm"] == "dose":
+            arms[item.tags["dose"]][item.spec.seed] = 100 * rec["test_acc"]
+    n = studies.SECOND_N_DOSE if profile != "smoke" else studies.SMOKE_SEEDS
+    out: dict[str, Any] = {"stored": {k: len(v) for k, v in arms.items()}, "of": n}
+    if min(out["stored"].values()) < n:
+        return out
+    seeds = sorted(set.intersection(*(set(v) for v in arms.values())))
+    est, p = stats.sd_trend([[arms[k][s] for s in seeds] for k in arms], list(arms), n_boot=N_BOOT)
+    out.update(slope=est.estimate, low=est.low, high=est.high, p=p,
+               sd={k: float(np.std([arms[k][s] for s in seeds], ddof=1)) for k in arms})
+    return out
+
+
+def pooled_table(reanalysis: pd.DataFrame) -> pd.DataFrame:
+    """Post hoc, not pre-registered: the complete tests' log SD ratios (paired SEs) pooled by fixed and
+    random effects (`stats.pooled_log_sd_ratio`), as Var. Red. with 95% intervals."""
+    done = reanalysis.dropna(subset=["base_sd"])
+    if len(done) < 2:
+        return pd.DataFrame()
+    y = np.log(done["vml_sd"] / done["base_sd"]).to_numpy()
+    se = [stats.log_sd_ratio_se(n, n, rho) for n, rho in zip(done["pairs"], done["rho"])]
+    res = stats.pooled_log_sd_ratio(y, se)
+    return pd.DataFrame([{"pooling": name, "Var. Red. (%)": stats.var_reduction(1, e.estimate),
+                          "low": stats.var_reduction(1, e.high), "high": stats.var_reduction(1, e.low),
+                          "tests": len(done), "Q p": res["q_p"], "tau²": res["tau2"]}
+                         for name, e in (("fixed effect", res["fixed"]), ("random effects", res["random"]))]
+                        ).set_index("pooling")
+
+
+def equivalence_text(row: dict[str, Any], margin: float = MARGIN) -> str:
+    """What one complete paired comparison rules out, in words: the upper end of its paired interval, and
+    whether the equivalence statement at `margin` holds."""
+    head = f"the data rule out a Var. Red. above {row['pm_high']:.1f}%"
+    if row["below_margin"]:
+        return f"{head}: VML reduces the spread by less than {margin:g}%"
+    return f"{head}, so a reduction of {margin:g}% is not ruled out"
+
+
+def paired_text(t: pd.DataFrame) -> str:
+    """Each complete comparison of a `paired_row` table in words: SDs, pair correlation, the paired
+    Var. Red. with both paired intervals, the unpaired F interval beside them, and what is ruled out.
+    Pending comparisons are named with their counts."""
+    out = []
+    for label, r in t.iterrows():
+        if pd.isna(r.get("base_sd")):
+            out.append(f"{label}: pending, {r['pairs']} of {r['of']} pairs stored.")
+            continue
+        out.append(
+            f"{label} ({r['of']} pairs, same-seed correlation {r['rho']:.2f}): SD {r['base_sd']:.2f} pp (Base) "
+            f"and {r['vml_sd']:.2f} pp (VML), a Var. Red. of {r['var_red']:.1f}%, paired 95% interval "
+            f"{r['pm_low']:.1f}% to {r['pm_high']:.1f}% (Pitman-Morgan; pair bootstrap {r['boot_low']:.1f}% to "
+            f"{r['boot_high']:.1f}%), against {r['f_low']:.1f}% to {r['f_high']:.1f}% unpaired; "
+            f"{equivalence_text(r)}.")
+    return " ".join(out)
+
+
+READABLE = {"pairs": "pairs", "rho": "pair corr.", "base_sd": "SD Base (pp)", "vml_sd": "SD VML (pp)",
+            "var_red": "Var. Red. (%)", "pm_low": "paired low", "pm_high": "paired high", "pm_p": "Pitman-Morgan p",
+            "pm_p_holm": "Holm p", "boot_low": "pair boot. low", "boot_high": "pair boot. high",
+            "f_low": "unpaired F low", "f_high": "unpaired F high", "diff": "mean VML − Base (pp)",
+            "verdict": "verdict"}
+
+
+def readable(t: pd.DataFrame) -> pd.DataFrame:
+    """A `paired_row` table for the page: the columns a reader needs, named in words, 2-3 figures."""
+    cols = [c for c in READABLE if c in t.columns]
+    out = t[cols].rename(columns=READABLE)
+    num = out.select_dtypes("number").columns
+    out[num] = out[num].astype(float).round(2)
+    return out
