@@ -1,4 +1,4 @@
-"""Command line: `python -m vml train|run|status|merge`. Each subcommand lives beside the code it drives.
+"""Command line: `python -m vml train|run|status|merge|compare`. Each subcommand lives beside the code it drives.
 
 Bad input ends as argparse's own errors do: one line ``python -m vml <command>: error: ...`` naming
 the value and what is allowed, exit status 2, no traceback. A corrupt file in the results store
@@ -11,6 +11,7 @@ import os
 import sys
 
 from . import merge, runner, store, train
+from .analysis import compare
 
 EXIT_USAGE, EXIT_CORRUPT, EXIT_PIPE = 2, 1, 1
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_cli(sub)  # each module registers its own subcommands
     runner.add_cli(sub)
     merge.add_cli(sub)
+    compare.add_cli(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
