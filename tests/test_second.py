@@ -210,3 +210,15 @@ def test_reanalysis_pairs_the_decisive_tests_by_seed():
     assert row["rho"] == pytest.approx(np.corrcoef(b, v)[0, 1])
     assert row["pm_p"] == pytest.approx(st.pearsonr(v + b, v - b).pvalue)
     assert row["below_margin"] == (row["pm_high"] < second.MARGIN)
+
+
+def test_dose_response_figure_draws_complete_arms_only_on_the_declared_dose_axis():
+    import pandas as pd
+    from vml import plots
+    t = pd.DataFrame({"runs": [50, 50, 3], "of": [50, 50, 50], "sd": [0.7, 0.72, np.nan],
+                      "sd_low": [0.6, 0.6, np.nan], "sd_high": [0.9, 0.9, np.nan]}, index=pd.Index([0, 1, 15], name="dose"))
+    fig = plots.plot_dose_response(t, claimed=33.3)
+    ax = fig.axes[0]
+    xs = ax.lines[0].get_xdata()
+    assert list(xs) == [0, 1] and ax.get_xlim()[1] >= 15
+    assert ax.lines[-1].get_ydata()[0] == pytest.approx(0.7 * (1 - 0.333))

@@ -359,3 +359,24 @@ def plot_controller_effect(runs: pd.DataFrame, title: str = "") -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+@_styled
+def plot_dose_response(doses: pd.DataFrame, claimed: float | None = None, ax: Axes | None = None) -> Figure:
+    """The second test's dose-response from `analysis.second.dose_table`: the across-seed SD of test
+    accuracy per dose with its 95% χ² interval (complete arms only), Base at dose 0; the paper's claimed
+    reduction from Base's SD as a dashed line when `claimed` (%) is given."""
+    fig, ax = _target(ax)
+    t = doses.dropna(subset=["sd"]) if "sd" in doses else doses.iloc[:0]
+    x = t.index.to_numpy(dtype=float)
+    ax.errorbar(x, t["sd"], yerr=[t["sd"] - t["sd_low"], t["sd_high"] - t["sd"]], fmt="o", capsize=3,
+                color=color_for("vml"))
+    if claimed is not None and 0 in t.index:
+        ax.axhline(t.loc[0, "sd"] * (1 - claimed / 100), color="0.4", ls="--", lw=0.9,
+                   label=f"Base SD − {claimed:.3g}% (the paper's claim)")
+        ax.legend(fontsize="small")
+    ax.set(xlabel="dose k (0 = Base, 1 = Table 5)", ylabel="across-seed SD of test acc. (pp)",
+           title="spread against dose")
+    ax.set_xlim(-0.05 * max(doses.index), 1.05 * max(doses.index))  # every declared dose, stored or not
+    ax.set_ylim(bottom=0)
+    return fig

@@ -333,3 +333,47 @@ def readable(t: pd.DataFrame) -> pd.DataFrame:
     num = out.select_dtypes("number").columns
     out[num] = out[num].astype(float).round(2)
     return out
+
+
+def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """Per dose arm (0 = Base, 1 = Table 5, then SECOND_DOSES): runs stored of declared, and once the arm is
+    complete its mean and SD of test accuracy (pp) with the χ² interval of the SD, and what its controller
+    did after the latch: the mean excursion |dL/dℓ - 1|, the share of reversed steps (dL/dℓ < 0) and of
+    steps with λ_t at λ_max (Base runs: the controller as an observer, at Table 5)."""
+    from .. import store
+    rows = []
+    for k, items in dose_items(profile).items():
+        have = [i for i in items if store.exists(i.spec, root)]
+        row: dict[str, Any] = {"dose": k, "runs": len(have), "of": len(items)}
+        if len(have) == len(items):
+            recs = [(i.spec, store.read(i.spec, root=root)) for i in have]
+            acc = np.array([100 * r["test_acc"] for _, r in recs])
+            s = stats.summary(acc)
+            exc, rev, top = [], [], []
+            for spec, r in recs:
+                c, it = spec.vml, r["iters"]
+                post = slice(c.warmup_steps + 1, None)
+                g = gradient_factor(it["lambda"], it["delta"], c.delta, c.w_vml)[post]
+                exc.append(np.abs(g - 1).mean())
+                rev.append((g < 0).mean())
+                top.append((it["lambda"][post] >= c.lambda_max * (1 - 1e-6)).mean())
+            row.update(mean=s.mean, sd=s.sd, sd_low=s.sd_low, sd_high=s.sd_high,
+                       excursion=100 * float(np.mean(exc)), reversed=100 * float(np.mean(rev)),
+                       at_lambda_max=100 * float(np.mean(top)))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dose")
+
+
+def trend_text(out: dict[str, Any]) -> str:
+    """The dose-response (`trend`) in words: pending with its counts, or the fitted change of the SD from
+    dose 0 to the highest dose with its bootstrap interval, p, and the declared reading."""
+    doses = sorted(out["stored"])
+    if "slope" not in out:
+        counts = ", ".join(f"dose {k}: {out['stored'][k]}" for k in doses)
+        return (f"The dose-response is computed once every dose arm has all {out['of']} runs "
+                f"(stored now: {counts}).")
+    top = max(doses)
+    change = [100 * (np.exp(top * x) - 1) for x in (out["slope"], out["low"], out["high"])]
+    read = ("a trend is read" if out["p"] < ALPHA else "no trend is read") + f" (p = {out['p']:.2g}, declared cut {ALPHA:g})"
+    return (f"Fitted across doses {', '.join(map(str, doses))}, the SD changes by {change[0]:+.1f}% from dose 0 to "
+            f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%): {read}.")
