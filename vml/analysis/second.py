@@ -377,3 +377,18 @@ def trend_text(out: dict[str, Any]) -> str:
     read = ("a trend is read" if out["p"] < ALPHA else "no trend is read") + f" (p = {out['p']:.2g}, declared cut {ALPHA:g})"
     return (f"Fitted across doses {', '.join(map(str, doses))}, the SD changes by {change[0]:+.1f}% from dose 0 to "
             f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%): {read}.")
+
+
+def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """The stored runs of each arm of the second test (columns, `arm_label`) per machine kind that trained
+    them (rows, `store.made_on`: the CPU model, marked where bf16 ran on fp32 kernels)."""
+    from .. import store
+    from .decisive import NOT_NAMED
+    counts: dict[str, dict[str, int]] = {}
+    labels: list[str] = []
+    for item, rec in stored_runs("second-test", profile, root, arrays=False):
+        label = arm_label(item)
+        labels += [label] if label not in labels else []
+        row = counts.setdefault(store.made_on(rec) or NOT_NAMED, {})
+        row[label] = row.get(label, 0) + 1
+    return pd.DataFrame.from_dict(counts, orient="index", columns=labels).fillna(0).astype(int).sort_index()
