@@ -222,3 +222,16 @@ def test_dose_response_figure_draws_complete_arms_only_on_the_declared_dose_axis
     xs = ax.lines[0].get_xdata()
     assert list(xs) == [0, 1] and ax.get_xlim()[1] >= 15
     assert ax.lines[-1].get_ydata()[0] == pytest.approx(0.7 * (1 - 0.333))
+
+
+def test_answer_states_what_is_ruled_out_and_gives_no_verdict_for_pending_tests():
+    import pandas as pd
+    re = pd.DataFrame({"base_sd": [0.7, 0.3], "pm_high": [22.14, 19.0], "below_margin": [False, True]},
+                      index=["A", "B"])
+    prim = pd.DataFrame({"base_sd": [np.nan, 0.7], "verdict": ["pending: 3 of 50 pairs stored", "opposite"],
+                         "var_red": [np.nan, -40.0], "pm_low": [np.nan, -70.0], "pm_high": [np.nan, -12.0]},
+                        index=["dose 5", "TTA"])
+    text = second.answer(re, prim)
+    assert "A: 22.1%; B: 19.0%; a 20% reduction is ruled out on 1 of 2." in text
+    assert "dose 5: pending: 3 of 50 pairs stored" in text
+    assert "TTA: opposite (Var. Red. -40.0%, paired 95% interval -70.0% to -12.0%)" in text

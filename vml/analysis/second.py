@@ -392,3 +392,24 @@ def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
         row = counts.setdefault(store.made_on(rec) or NOT_NAMED, {})
         row[label] = row.get(label, 0) + 1
     return pd.DataFrame.from_dict(counts, orient="index", columns=labels).fillna(0).astype(int).sort_index()
+
+
+def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARGIN) -> str:
+    """The intro's sentences on the second design: what the decisive test's data rule out seed by seed (the
+    upper ends of the paired intervals, and whether a reduction of `margin`% is ruled out), then each
+    primary test of the second design: its verdict and paired interval, or pending with its counts."""
+    done = reanalysis.dropna(subset=["base_sd"])
+    highs = "; ".join(f"{label}: {r['pm_high']:.1f}%" for label, r in done.iterrows())
+    below = int(done["below_margin"].sum())
+    ruled = (f"a {margin:g}% reduction is ruled out on {below} of {len(done)}" if below
+             else f"a {margin:g}% reduction is ruled out on none of them")
+    text = (f"Seed by seed (paired), the decisive test's runs rule out a Var. Red. above these values: {highs}; "
+            f"{ruled}. ")
+    parts = []
+    for label, r in primary.iterrows():
+        if pd.isna(r.get("base_sd")):
+            parts.append(f"{label}: {r['verdict']}")
+        else:
+            parts.append(f"{label}: {r['verdict']} (Var. Red. {r['var_red']:.1f}%, paired 95% interval "
+                         f"{r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
+    return text + "The second test: " + "; ".join(parts) + "."
