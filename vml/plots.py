@@ -22,7 +22,7 @@ from . import stats
 __all__ = [
     "PALETTE", "color_for", "plot_reactivity", "plot_reactivity_scatter", "plot_ccf",
     "plot_accuracy_kde", "plot_pareto", "plot_controller", "plot_learning_curves",
-    "plot_seed_groups", "plot_power", "plot_noise_floor",
+    "plot_seed_groups", "plot_power", "plot_noise_floor", "plot_forest",
 ]
 
 # Base and VML keep the same colours in every figure; other labels take the colour-blind palette.
@@ -358,4 +358,55 @@ def plot_controller_effect(runs: pd.DataFrame, title: str = "") -> Figure:
     ax_f.legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------- the answer
+
+@_styled
+def plot_forest(df: pd.DataFrame, band: tuple[float, float], claimed: float | None = None,
+                ax: Axes | None = None) -> Figure:
+    """Every complete test's Var. Red. (%) with its 95% intervals, one row each (top to bottom in `df`'s
+    order): the F interval (thick) and the bootstrap interval (thin, below it), and the paired interval
+    where `df` has `paired_low`/`paired_high` (a hook for a paired design; drawn only when present). A zero
+    line; the paper's claimed range `band` shaded; `claimed` (the value the tests look for) dashed; and
+    where a test's `ceiling` (the largest reduction its noise floor allows) lies below `claimed`, a bar
+    marks it.
+
+    `df` needs columns `label`, `var_red`, `f_low`, `f_high`; `boot_low`, `boot_high`, `ceiling`,
+    `paired_low`, `paired_high` are optional (NaN: not drawn)."""
+    need = {"label", "var_red", "f_low", "f_high"} - set(df.columns)
+    if need:
+        raise ValueError(f"df lacks columns {sorted(need)}")
+    fig, ax = _target(ax, width=8.0, height=1.5 + 0.62 * len(df))
+    ax.axvspan(*band, color=ACCENT, alpha=0.12, lw=0, label=f"paper's claim ({band[0]:.0f}-{band[1]:.0f}%)")
+    ax.axvline(0, color="black", lw=0.9)
+    if claimed is not None:
+        ax.axvline(claimed, color=ACCENT, lw=1, ls="--", label=f"claimed for ResNet-14 ({claimed:.1f}%)")
+    y = np.arange(len(df))[::-1].astype(float)
+    col = lambda name: df[name].to_numpy(dtype=float) if name in df else np.full(len(df), np.nan)  # noqa: E731
+    ax.hlines(y, col("f_low"), col("f_high"), color=PALETTE["vml"], lw=3.2, label="95% F interval")
+    ax.plot(col("var_red"), y, "o", color="black", ms=5, zorder=5, label="estimate")
+    bl, bh = col("boot_low"), col("boot_high")
+    ok = np.isfinite(bl) & np.isfinite(bh)
+    if ok.any():
+        ax.hlines(y[ok] - 0.22, bl[ok], bh[ok], color=PALETTE["base"], lw=1.4, label="95% bootstrap interval")
+    pl, ph = col("paired_low"), col("paired_high")
+    ok = np.isfinite(pl) & np.isfinite(ph)
+    if ok.any():
+        ax.hlines(y[ok] + 0.22, pl[ok], ph[ok], color=_CYCLE[2], lw=1.4, label="95% paired interval")
+    cap = col("ceiling")
+    ok = np.isfinite(cap) & (cap < (claimed if claimed is not None else np.inf))
+    if ok.any():
+        ax.plot(cap[ok], y[ok], marker="|", ms=16, mew=2.2, ls="none", color="dimgrey",
+                label="ceiling: all seed variance removed")
+    ax.set_yticks(y, list(df["label"]))
+    ax.set_ylim(y.min() - 0.6, y.max() + 0.6)
+    ax.grid(axis="y", visible=False)
+    if "verdict" in df:  # each test's verdict word at the right edge
+        side = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+        for yi, word in zip(y, df["verdict"]):
+            ax.text(1.02, yi, str(word), transform=side, va="center", fontsize="small", style="italic")
+    ax.set_xlabel("Var. Red. = 1 − SD(VML) / SD(Base), %  (right of 0: VML spreads less)")
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     return fig

@@ -24,6 +24,7 @@ from statsmodels.stats.multitest import multipletests
 
 from .. import paper, stats, store, studies
 from ..studies import POWERED_N_LONG, POWERED_N_SHORT, get_study
+from . import verdicts as vd
 from .common import MODEL_NAMES, stored_runs
 
 ALPHA = 0.05   # family-wise, Holm across the three primary tests
@@ -393,6 +394,57 @@ def interval_coverage(n: int, tails: str = "normal", n_sim: int = 1_500, n_boot:
 def _whole(x: float) -> str:
     """`x` rounded to a whole number, without the sign of a negative zero ("-0%" reads as a finding)."""
     return f"{round(float(x)):d}"  # an int: no negative zero
+
+
+def ceilings(spreads: pd.DataFrame) -> dict[str, float]:
+    """Per complete test of `spread_table`: the largest Var. Red. (%) its protocol allows, that of an SD at
+    the Base runs' test-set floor (VML removing all seed variance)."""
+    base = spreads[spreads["arm"] == "base"].set_index("test")
+    return {test: float(stats.var_reduction(r["observed SD"], r["floor"])) for test, r in base.iterrows()}
+
+
+def readings(t: pd.DataFrame, spreads: pd.DataFrame | None = None, claimed: float = CLAIMED) -> pd.DataFrame:
+    """The book's display verdict (`vml.analysis.verdicts.judge`) of each complete test of `primary_table`,
+    beside the declared rule's (`read_primary`, kept as it was computed): on the F pair (F interval,
+    Holm-adjusted F test) and on the robust pair (bootstrap interval, Holm-adjusted Brown-Forsythe), with
+    the ceiling the test's Base spread allows (from `spread_table`; none when not given)."""
+    cap = ceilings(spreads) if spreads is not None and len(spreads) else {}
+    rows = []
+    for r in t.to_dict("records"):
+        if pd.isna(r.get("f_p")):
+            continue
+        f = vd.judge(r["f_low"], r["f_high"], claimed, ceiling=cap.get(r["test"]), p=r["f_p_holm"],
+                     declared=r["verdict"])
+        b = vd.judge(r["boot_low"], r["boot_high"], claimed, ceiling=cap.get(r["test"]), p=r["bf_p_holm"],
+                     declared=r["robust verdict"])
+        rows.append({"test": r["test"], "reading": f.label, "why": f.reason, "declared rule": r["verdict"],
+                     "robust reading": b.label, "declared rule (robust)": r["robust verdict"],
+                     "ceiling": cap.get(r["test"], math.nan)})
+    return pd.DataFrame(rows, columns=["test", "reading", "why", "declared rule", "robust reading",
+                                       "declared rule (robust)", "ceiling"])
+
+
+def answer_sentence(t: pd.DataFrame, spreads: pd.DataFrame, claimed: float = CLAIMED) -> str:
+    """The decisive test's result in one quotable sentence per complete test, in the book's vocabulary:
+    what each test rules out and what it leaves possible (from `primary_table` and `spread_table`)."""
+    done = [r for r in t.to_dict("records") if pd.notna(r.get("f_p"))]
+    if not done:
+        return answer(t)
+    read = readings(t, spreads, claimed).set_index("test")
+    parts = []
+    for r in done:
+        g = read.loc[r["test"]]
+        parts.append(f"{r['test']} ({r['of'] // 2} seeds per arm): SD {r['base_sd']:.2f} pp (Base) and "
+                     f"{r['vml_sd']:.2f} pp (VML), a reduction of {_whole(r['var_red'])}% "
+                     f"(95% CI {_whole(r['f_low'])}% to {_whole(r['f_high'])}%): *{g['reading']}*, "
+                     f"{_short_why(g)}")
+    return "; ".join(parts) + "."
+
+
+def _short_why(g: pd.Series) -> str:
+    """A reading's reason without the interval it repeats and without the declared rule (said elsewhere)."""
+    why = g["why"].split(" (declared rule:")[0]
+    return why.split(" (interval ")[0]
 
 
 def answer(t: pd.DataFrame) -> str:
