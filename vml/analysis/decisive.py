@@ -437,11 +437,11 @@ def answer_sentence(t: pd.DataFrame, spreads: pd.DataFrame, claimed: float = CLA
         parts.append(f"{r['test']} ({r['of'] // 2} seeds per arm): SD {r['base_sd']:.2f} pp (Base) and "
                      f"{r['vml_sd']:.2f} pp (VML), a reduction of {_whole(r['var_red'])}% "
                      f"(95% CI {_whole(r['f_low'])}% to {_whole(r['f_high'])}%): *{g['reading']}*, "
-                     f"{_short_why(g)}")
+                     f"{short_why(g)}")
     return "; ".join(parts) + "."
 
 
-def _short_why(g: pd.Series) -> str:
+def short_why(g: pd.Series) -> str:
     """A reading's reason without the interval it repeats and without the declared rule (said elsewhere)."""
     why = g["why"].split(" (declared rule:")[0]
     return why.split(" (interval ")[0]

@@ -137,7 +137,7 @@ def _architectures_row(t: pd.DataFrame, dataset: str, paper_range: str, rep: pd.
     ours = f"{cells} ({len(done)} of {len(part)} networks){note}"
     if isinstance(v, str):
         return _row(claim, f"Table 2 ({dataset})", paper_range, ours, v)
-    # the rule declared before the replication: the seeds 1-5 verdicts stand (chapter 6); kept in the reason
+    # the rule declared before the replication: the seeds 1-5 verdicts stand (chapter "Architectures and datasets"); kept in the reason
     against = [m for m, w in zip(done["Model"], done["verdict"]) if w == stats.NOT_SUPPORTED]
     kept = (f"; the rule declared before the new seeds keeps the first seeds' verdict: not supported on "
             f"{', '.join(against)}" if reread and against else "")
@@ -334,9 +334,8 @@ def protocol_line(primary: pd.DataFrame, profile: str | None = None) -> str:
         parts.append(f"{MODEL_NAMES.get(s.model, s.model)} at width {s.width:g}{data}, {s.epochs} epochs"
                      + (f" ({a:.0f}% test accuracy)" if np.isfinite(a) else ""))
     s = next(i.spec for i in get_study(decisive.PRIMARY[0][0]).grid(profile_or_default(profile)))
-    return (f"{'; '.join(parts)}; {s.precision}, CIFAR-10 from a lossy JPEG copy, trained on "
-            f"{profile_or_default(profile)} machines (no GPU)" if profile_or_default(profile) == "cpu" else
-            f"{'; '.join(parts)}; {s.precision}, CIFAR-10 from a lossy JPEG copy")
+    where = ", trained on CPUs (no GPU)" if profile_or_default(profile) == "cpu" else ""
+    return f"{'; '.join(parts)}; {s.precision} autocast, CIFAR-10 from a lossy JPEG copy{where}"
 
 
 def answer_text(primary: pd.DataFrame, spreads: pd.DataFrame) -> str:
@@ -354,7 +353,7 @@ def answer_text(primary: pd.DataFrame, spreads: pd.DataFrame) -> str:
     first, *rest = read.to_dict("records")
     r = done.loc[first["test"]]
     text = (f"{lead}: on {first['test']} ({int(r['of']) // 2} seeds per arm) the test "
-            f"{decisive._short_why(pd.Series(first))} (Var. Red. {decisive._whole(r['var_red'])}%, 95% CI "
+            f"{decisive.short_why(pd.Series(first))} (Var. Red. {decisive._whole(r['var_red'])}%, 95% CI "
             f"{decisive._whole(r['f_low'])}% to {decisive._whole(r['f_high'])}%).")
-    others = [f"{g['test']}: *{g['reading']}* ({decisive._short_why(pd.Series(g))})" for g in rest]
+    others = [f"{g['test']}: *{g['reading']}* ({decisive.short_why(pd.Series(g))})" for g in rest]
     return text + (" " + "; ".join(others) + "." if others else "")
