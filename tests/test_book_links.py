@@ -46,3 +46,29 @@ MACHINE_PATH = re.compile("(" + "|".join(f"/{d}/" for d in ("work", "tmp", "home
 def test_no_machine_paths(doc):
     text = re.sub(r"<[^>]+>", " ", (HTML / f"{doc}.html").read_text(encoding="utf-8"))
     assert not MACHINE_PATH.findall(text), f"{doc} shows a path of the machine it was built on"
+
+
+def _article_text(page) -> str:
+    """The visible text of a page's article (the chapter, without the sidebar and the page's header)."""
+    html = page.read_text(encoding="utf-8", errors="replace")
+    start, end = html.find("<article"), html.rfind("</article>")
+    body = html[start:end] if start >= 0 and end > start else html
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_no_typed_chapter_number(doc):
+    """Chapters are named by links ({doc}), not by typed numbers: a typed number follows the file name,
+    not the sidebar ("chapter 10" was the sidebar's 11, "chapter 7b" does not exist)."""
+    text = _article_text(HTML / f"{doc}.html")
+    typed = re.findall(r"\bchapters?\s+\d+[a-z]?\b", text, flags=re.I)
+    assert not typed, f"{doc}: typed chapter numbers {typed}"
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_no_bookkeeping_code_shown(doc):
+    """Cells that glue numbers into the prose, train missing runs or list the store are hidden."""
+    text = _article_text(HTML / f"{doc}.html")
+    shown = [k for k in ("book.glue(", "book.fill(", "book.glue_answer(", "stored_and_missing(") if k in text]
+    assert not shown, f"{doc}: bookkeeping code shown: {shown}"
