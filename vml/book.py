@@ -179,7 +179,8 @@ def pareto_figure(table: pd.DataFrame, base_sd: float | None = None, base_mean: 
     broken = results.broken_settings(table)
     ok = table[(table["n"] > 1) & ~broken]
     defaults = list(ok.loc[ok["default"], "tag"])
-    fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults)
+    fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults,
+                            label="value" if "value" in ok else None)
     for ax, knob in zip(fig.axes, dict.fromkeys(ok["knob"])):  # plot_pareto's panel order
         off = table[broken & (table["knob"] == knob)]
         if len(off):
