@@ -72,3 +72,16 @@ def test_no_bookkeeping_code_shown(doc):
     text = _article_text(HTML / f"{doc}.html")
     shown = [k for k in ("book.glue(", "book.fill(", "book.glue_answer(", "stored_and_missing(") if k in text]
     assert not shown, f"{doc}: bookkeeping code shown: {shown}"
+
+
+def test_launch_buttons_point_at_this_books_repository():
+    """A Colab or Binder link must open this book's repository (`repository.url` in `_config.yml`); with
+    none set there must be none (Jupyter Book would fill in its own default repository)."""
+    import yaml
+
+    config = yaml.safe_load((HTML.parents[1] / "_config.yml").read_text())
+    url = (config.get("repository") or {}).get("url", "")
+    repo = "/".join(url.rstrip("/").split("/")[-2:]) if url else None
+    launch = [h for p in PAGES for h in parse(p).hrefs if "mybinder.org" in h or "colab.research.google" in h]
+    wrong = [h for h in launch if repo is None or repo not in h]
+    assert not wrong, f"launch links that do not open this book's repository ({url or 'none set'}): {wrong[:3]}"
