@@ -66,7 +66,10 @@ def _var_red_verdict(r: pd.Series | dict, claimed: float, ceiling: float | None)
     lo, hi = r["var_red_low"], r["var_red_high"]
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return str(r["verdict"])
-    return vd.judge(lo, hi, claimed, ceiling=ceiling, p=r.get("f_p"), digits=0)
+    v = vd.judge(lo, hi, claimed, ceiling=ceiling, p=r.get("f_p"), digits=0)
+    if v.label == vd.UNTESTABLE:  # the ceiling is the protocol's, from the 20-seed pool: say so
+        return vd.Verdict(v.label, v.reason.replace("the Base runs", "on this protocol the 20-seed pool's Base runs"))
+    return v
 
 
 def pool_ceiling(profile: str | None = None, root: Any = None) -> float | None:
