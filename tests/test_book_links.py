@@ -85,3 +85,18 @@ def test_launch_buttons_point_at_this_books_repository():
     launch = [h for p in PAGES for h in parse(p).hrefs if "mybinder.org" in h or "colab.research.google" in h]
     wrong = [h for h in launch if repo is None or repo not in h]
     assert not wrong, f"launch links that do not open this book's repository ({url or 'none set'}): {wrong[:3]}"
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_every_figure_has_a_caption_and_real_alt_text(doc):
+    """Each image in a chapter says what it shows (alt text in words, not its file name) and sits in a
+    numbered figure with a caption."""
+    html = (HTML / f"{doc}.html").read_text(encoding="utf-8", errors="replace")
+    start, end = html.find("<article"), html.rfind("</article>")
+    body = html[start:end] if start >= 0 and end > start else html
+    imgs = re.findall(r"<img\b[^>]*>", body)
+    alts = [(re.search(r'\balt="([^"]*)"', i) or [None, ""])[1] for i in imgs]
+    bad = [a for a in alts if not a.strip() or re.search(r"\.(png|svg|jpe?g)$", a) or "/" in a]
+    assert not bad, f"{doc}: images without alt text in words: {bad[:3]}"
+    figures = body.count('<figure') + body.count('class="figure')
+    assert figures >= len(imgs) - body.count("mjx"), f"{doc}: {len(imgs)} images but {figures} captioned figures"
