@@ -405,7 +405,7 @@ def plot_forest(df: pd.DataFrame, band: tuple[float, float], claimed: float | No
     need = {"label", "var_red", "f_low", "f_high"} - set(df.columns)
     if need:
         raise ValueError(f"df lacks columns {sorted(need)}")
-    fig, ax = _target(ax, width=8.0, height=1.5 + 0.62 * len(df))
+    fig, ax = _target(ax, width=8.0, height=1.3 + 0.5 * len(df))
     ax.axvspan(*band, color=ACCENT, alpha=0.12, lw=0, label=f"paper's claim ({band[0]:.0f}-{band[1]:.0f}%)")
     ax.axvline(0, color="black", lw=0.9)
     if claimed is not None:
@@ -435,5 +435,5 @@ def plot_forest(df: pd.DataFrame, band: tuple[float, float], claimed: float | No
         for yi, word in zip(y, df["verdict"]):
             ax.text(1.02, yi, str(word), transform=side, va="center", fontsize="small", style="italic")
     ax.set_xlabel("Var. Red. = 1 − SD(VML) / SD(Base), %  (right of 0: VML spreads less)")
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     return fig

@@ -327,15 +327,20 @@ def protocol_line(primary: pd.DataFrame, profile: str | None = None) -> str:
     """The decisive test's protocol in one line, from its runs' specs and the Base runs' mean accuracy."""
     from . import decisive
 
-    parts = []
+    groups: dict[str, list[tuple[int, float]]] = {}  # one entry per network, width and data share
     acc = primary.set_index("test")["base_mean"] if "base_mean" in primary else pd.Series(dtype=float)
     for study, arm in decisive.PRIMARY:
         s = next(i.spec for i in get_study(study).grid(profile_or_default(profile)) if i.tags.get("arm") == arm)
         label = decisive.primary_label(study, arm, profile_or_default(profile))
-        a = acc.get(label, np.nan)
         data = f" on {100 * s.train_subset / decisive.CIFAR10_TRAIN:.0f}% of the training images" if s.train_subset else ""
-        parts.append(f"{MODEL_NAMES.get(s.model, s.model)} at width {s.width:g}{data}, {s.epochs} epochs"
-                     + (f" ({a:.0f}% test accuracy)" if np.isfinite(a) else ""))
+        groups.setdefault(f"{MODEL_NAMES.get(s.model, s.model)} at width {s.width:g}{data}", []).append(
+            (s.epochs, float(acc.get(label, np.nan))))
+    parts = []
+    for what, runs in groups.items():
+        epochs = " and ".join(str(e) for e, _ in runs)
+        accs = [a for _, a in runs]
+        shown = (f" ({' and '.join(f'{a:.0f}%' for a in accs)} test accuracy)" if all(np.isfinite(accs)) else "")
+        parts.append(f"{what} for {epochs} epochs{shown}")
     s = next(i.spec for i in get_study(decisive.PRIMARY[0][0]).grid(profile_or_default(profile)))
     where = ", trained on CPUs (no GPU)" if profile_or_default(profile) == "cpu" else ""
     return f"{'; '.join(parts)}; {s.precision} autocast, CIFAR-10 from a lossy JPEG copy{where}"
