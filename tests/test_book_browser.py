@@ -170,3 +170,36 @@ def test_chapter_page(doc, driver, base_url):
         assert shot.stat().st_size > 10_000, f"{doc}: screenshot is suspiciously small (blank page?)"
     finally:
         driver.set_window_size(1280, 1000)
+
+
+FIRST_SCREEN = 900  # px from the top of the page, at a 1,400 px wide window
+ANSWER_JS = """
+const box = Array.from(document.querySelectorAll('.admonition')).find(a => a.innerText.includes('Result.'));
+if (!box) { return null; }
+const p = Array.from(box.querySelectorAll('p')).find(e => e.innerText.includes('Result.'));
+const img = box.querySelector('img');
+const bottom = e => e.getBoundingClientRect().bottom + window.scrollY;
+return {text: p ? p.innerText : '', text_bottom: p ? bottom(p) : null,
+        img_bottom: img ? bottom(img) : null, img_ok: img ? img.complete && img.naturalWidth > 0 : false,
+        alt: img ? img.getAttribute('alt') : ''};
+"""
+
+
+@pytest.mark.parametrize("doc", ["book/intro", "book/index"])
+def test_the_first_screen_holds_the_answer_and_the_forest_plot(doc, driver, base_url):
+    driver.set_window_size(1400, 1000)
+    try:
+        driver.get(base_url + f"{doc}.html")
+        assert _wait(driver, "return document.readyState === 'complete'"), f"{doc}: page did not finish loading"
+        _wait(driver, "return Array.from(document.images).every(i => i.complete)")
+        driver.execute_async_script(PAINTED_JS)
+        got = driver.execute_script(ANSWER_JS)
+        assert got, f"{doc}: no answer box (an admonition with 'Result.')"
+        assert "rules out the claimed" in got["text"] and "remain possible" in got["text"], got["text"]
+        assert got["text_bottom"] is not None and got["text_bottom"] <= FIRST_SCREEN, got
+        assert got["img_ok"] and got["img_bottom"] is not None and got["img_bottom"] <= FIRST_SCREEN, got
+        assert got["alt"].startswith("Forest plot") and "/" not in got["alt"], got["alt"]
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SCREENSHOTS / f"{Path(doc).name}-first-screen.png"))
+    finally:
+        driver.set_window_size(1280, 1000)

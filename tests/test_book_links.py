@@ -46,3 +46,57 @@ MACHINE_PATH = re.compile("(" + "|".join(f"/{d}/" for d in ("work", "tmp", "home
 def test_no_machine_paths(doc):
     text = re.sub(r"<[^>]+>", " ", (HTML / f"{doc}.html").read_text(encoding="utf-8"))
     assert not MACHINE_PATH.findall(text), f"{doc} shows a path of the machine it was built on"
+
+
+def _article_text(page) -> str:
+    """The visible text of a page's article (the chapter, without the sidebar and the page's header)."""
+    html = page.read_text(encoding="utf-8", errors="replace")
+    start, end = html.find("<article"), html.rfind("</article>")
+    body = html[start:end] if start >= 0 and end > start else html
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_no_typed_chapter_number(doc):
+    """Chapters are named by links ({doc}), not by typed numbers: a typed number follows the file name,
+    not the sidebar ("chapter 10" was the sidebar's 11, "chapter 7b" does not exist)."""
+    text = _article_text(HTML / f"{doc}.html")
+    typed = re.findall(r"\bchapters?\s+\d+[a-z]?\b", text, flags=re.I)
+    assert not typed, f"{doc}: typed chapter numbers {typed}"
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_no_bookkeeping_code_shown(doc):
+    """Cells that glue numbers into the prose, train missing runs or list the store are hidden."""
+    text = _article_text(HTML / f"{doc}.html")
+    shown = [k for k in ("book.glue(", "book.fill(", "book.glue_answer(", "stored_and_missing(") if k in text]
+    assert not shown, f"{doc}: bookkeeping code shown: {shown}"
+
+
+def test_launch_buttons_point_at_this_books_repository():
+    """A Colab or Binder link must open this book's repository (`repository.url` in `_config.yml`); with
+    none set there must be none (Jupyter Book would fill in its own default repository)."""
+    import yaml
+
+    config = yaml.safe_load((HTML.parents[1] / "_config.yml").read_text())
+    url = (config.get("repository") or {}).get("url", "")
+    repo = "/".join(url.rstrip("/").split("/")[-2:]) if url else None
+    launch = [h for p in PAGES for h in parse(p).hrefs if "mybinder.org" in h or "colab.research.google" in h]
+    wrong = [h for h in launch if repo is None or repo not in h]
+    assert not wrong, f"launch links that do not open this book's repository ({url or 'none set'}): {wrong[:3]}"
+
+
+@pytest.mark.parametrize("doc", chapters())
+def test_every_figure_has_a_caption_and_real_alt_text(doc):
+    """Each image in a chapter says what it shows (alt text in words, not its file name) and sits in a
+    numbered figure with a caption."""
+    html = (HTML / f"{doc}.html").read_text(encoding="utf-8", errors="replace")
+    start, end = html.find("<article"), html.rfind("</article>")
+    body = html[start:end] if start >= 0 and end > start else html
+    imgs = re.findall(r"<img\b[^>]*>", body)
+    alts = [(re.search(r'\balt="([^"]*)"', i) or [None, ""])[1] for i in imgs]
+    bad = [a for a in alts if not a.strip() or re.search(r"\.(png|svg|jpe?g)$", a) or "/" in a]
+    assert not bad, f"{doc}: images without alt text in words: {bad[:3]}"
+    figures = body.count('<figure') + body.count('class="figure')
+    assert figures >= len(imgs) - body.count("mjx"), f"{doc}: {len(imgs)} images but {figures} captioned figures"

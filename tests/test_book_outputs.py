@@ -44,8 +44,12 @@ def comparable(outputs):
     return flat
 
 
+GLUE_TEXT = ("text/markdown", "text/plain")  # what a glue record is compared by: its Markdown, else its text
+
+
 def split_glue(outputs):
-    """A cell's outputs without its `glue` records, and those records as {name: text}. (A book build
+    """A cell's outputs without its `glue` records, and those records as {name: (mime type, text)}: the
+    Markdown of a glued Markdown object, else the text (a figure's text is only its size). (A book build
     moves glue records out of the cell into `<notebook>.glue.json`; a committed notebook keeps them.)"""
     rest, glued = [], {}
     for out in outputs:
@@ -53,7 +57,9 @@ def split_glue(outputs):
         if name is None:
             rest.append(out)
         else:
-            glued[name] = next(iter(out["data"].values()))
+            prefix = out["metadata"]["scrapbook"].get("mime_prefix", "")
+            mime = next(m for m in GLUE_TEXT if prefix + m in out["data"])
+            glued[name] = (mime, out["data"][prefix + mime])
     return rest, glued
 
 
@@ -68,6 +74,9 @@ def test_comparable_outputs_leave_out_what_nbval_leaves_out_and_see_a_changed_nu
     moved = {**table, "execution_count": 7, "data": {"text/plain": "acc 83.20 (took 2.9 s)", "image/png": "BBBB"}}
     assert comparable([table]) == comparable([moved]) == {"text/plain": ["acc 83.20 (took TIME)"]}
     assert comparable([table]) != comparable([{**table, "data": {"text/plain": "acc 83.59 (took 1.5 s)"}}])
+    glue = {"output_type": "display_data", "metadata": {"scrapbook": {"name": "answer", "mime_prefix": "p/"}},
+            "data": {"p/text/plain": "<IPython.core.display.Markdown object>", "p/text/markdown": "**Result.**"}}
+    assert split_glue([glue, table]) == ([table], {"answer": ("text/markdown", "**Result.**")})
     streams = [{"output_type": "stream", "name": "stdout", "text": "a\n"},
                {"output_type": "stream", "name": "stdout", "text": "b\n"}]
     assert comparable(streams) == {"stdout": ["a\nb\n"]}
@@ -94,7 +103,7 @@ def test_the_book_builds_executions_match_the_checked_outputs(committed):
         assert comparable(run.outputs) == comparable(expected), (
             f"{committed.name} cell {i}: the book build's output on this machine's default path differs "
             f"from the committed one")
-        for name, text in glued.items():
+        for name, (mime, text) in glued.items():
             assert name in built_glue, f"{committed.name} cell {i}: the book build glued no {name!r}"
-            got = built_glue[name]["data"]["text/plain"]
+            got = built_glue[name]["data"][mime]
             assert sanitize(got) == sanitize(text), f"{committed.name}: glued {name} is {got} here, {text} committed"

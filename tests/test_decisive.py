@@ -224,3 +224,23 @@ def test_spread_text_of_a_spread_at_the_floor_and_of_a_pending_test():
                          "detects with 80% power.")
     pending = decisive.spread_text(_spreads("other", (0.5, 0.25, 0.43), (0.5, 0.25, 0.43)), "long", 30)
     assert pending == "long: its spread is computed once all its runs are stored (no interim looks)."
+
+
+def test_the_tables_for_readers_name_rows_in_words_and_round_to_a_few_figures():
+    rng = np.random.default_rng(1)
+    arms = [("done", 5, {"base": 80 + rng.standard_normal(5), "vml": 80 + rng.standard_normal(5)}),
+            ("pending", 5, {"base": np.array([80.0]), "vml": np.array([])})]
+    shown = decisive.primary_display(decisive.analyse(arms, n_boot=200))
+    assert list(shown.columns) == ["done", "pending"]
+    assert "95% F interval (%)" in shown.index and "f_low" not in shown.index
+    assert shown.loc["Var. Red. (%)", "pending"] == "–" and not shown.astype(str).apply(
+        lambda c: c.str.contains("nan|e\\+00")).any().any()
+    summary = pd.DataFrame({"base": [0.0, 0.0557123, 1.000012], "vml": [0.0, 0.0532456, 0.99931]},
+                           index=["reversed_share", "sigma_ref", "factor_p95_e3"])
+    summary["vml / base"] = summary["vml"] / summary["base"]
+    words = decisive.controller_display(summary)
+    assert list(words.index) == ["share of steps with the gradient reversed", "σ_ref (σ at the latch step W)",
+                                 "gradient factor, epoch 3: 95th percentile"]
+    assert words.loc["σ_ref (σ at the latch step W)", "Base"] == "0.0557"
+    assert words.loc["gradient factor, epoch 3: 95th percentile", "Base"] == "1"
+    assert words.loc["share of steps with the gradient reversed", "VML / Base"] == "–"

@@ -194,15 +194,43 @@ def test_learning_curves_with_across_seed_bands():
               "VML": 0.9 - np.exp(-np.arange(30) / 8) + 0.005 * g.standard_normal((5, 30))}
     fig = rendered(plots.plot_learning_curves(curves, ylabel="Test accuracy"))
     (ax,) = fig.axes
-    assert ax.get_xlabel() == "Epoch" and ax.get_ylabel() == "Test accuracy"
+    # accuracies as fractions (as stored) are drawn in percent, on whole-epoch ticks
+    assert ax.get_xlabel() == "Epoch" and ax.get_ylabel() == "Test accuracy (%)"
+    assert all(float(t).is_integer() for t in ax.get_xticks())
     lines = ax.get_lines()
     assert len(lines) == len(bands(ax)) == 2
     for line, band, a in zip(lines, bands(ax), curves.values()):
+        a = 100 * a
         assert list(line.get_xdata()) == list(range(1, 31)) and np.allclose(line.get_ydata(), a.mean(axis=0))
         epochs, low, high = band_edges(band)  # mean +- SD (ddof=1) at every epoch
         assert list(epochs) == list(range(1, 31))
         assert np.allclose(low, a.mean(0) - a.std(0, ddof=1)) and np.allclose(high, a.mean(0) + a.std(0, ddof=1))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Base (n = 5)", "VML (n = 5)"]
+    # other quantities keep their units
+    loss = rendered(plots.plot_learning_curves({"Base": curves["Base"]}, ylabel="Test loss")).axes[0]
+    assert loss.get_ylabel() == "Test loss" and np.allclose(loss.get_lines()[0].get_ydata(), curves["Base"].mean(0))
+
+
+def test_seed_groups_and_kde_figures_carry_the_papers_values_the_floor_and_one_density_scale():
+    a = np.random.default_rng(0).normal(82, 0.25, 20)
+    t = stats.seed_groups(a, sizes=[5, 10, 20], n_draws=50, seed=0)
+    paper_sd = pd.Series([0.168, 0.140, 0.129], index=[5, 10, 20])
+    ax = rendered(plots.plot_seed_groups({"Base": t}, paper={"Base": paper_sd}, floor=0.22)).axes[0]
+    texts = [x.get_text() for x in ax.get_legend().get_texts()]
+    assert texts == ["Base (paper, Table 3)", "test-set floor (0.22)", "Base (ours)"] or set(texts) == {
+        "Base (ours)", "Base (paper, Table 3)", "test-set floor (0.22)"}
+    assert any(np.allclose(line.get_ydata(), paper_sd.to_numpy()) for line in ax.get_lines())
+    kde = rendered(plots.plot_accuracy_kde({"Base": a, "VML": a[::-1] * 1.001}, sizes=(5, 20)))
+    assert len({ax.get_ylim() for ax in kde.axes}) == 1
+
+
+def test_pareto_points_carry_95_percent_intervals_and_their_values():
+    df = pd.DataFrame({"knob": ["alpha"] * 3, "tag": ["SLA001", "SLA005", "SLA010"], "value": [0.01, 0.05, 0.1],
+                       "n": [5] * 3, "mean": [82.2, 82.0, 82.4], "sd": [0.24, 0.25, 0.17],
+                       "sd_low": [0.15, 0.15, 0.10], "sd_high": [0.70, 0.72, 0.50]})
+    ax = rendered(plots.plot_pareto(df, label="value")).axes[0]
+    assert [a.get_text() for a in ax.texts] == ["0.01", "0.05", "0.1"]
+    assert ax.containers, "no error bars"
 
 
 def test_seed_groups_power_and_noise_floor_figures():
@@ -262,3 +290,21 @@ def test_controller_effect_draws_each_arms_factor_and_sigma_ref():
     base_dots, vml_dots = scatters(ax_s)
     assert np.array_equal(base_dots.get_offsets(), [[1, 0.30], [2, 0.34]])
     assert np.array_equal(vml_dots.get_offsets(), [[1, 0.29], [2, 0.41]])
+
+
+def test_forest_plot_draws_each_test_its_intervals_the_band_and_a_ceiling_only_below_the_claim():
+    df = pd.DataFrame({"label": ["short", "long"], "var_red": [0.0, -13.0], "f_low": [-33.0, -64.0],
+                       "f_high": [24.5, 21.9], "boot_low": [-31.0, -67.0], "boot_high": [23.0, 20.0],
+                       "ceiling": [65.0, 19.9], "verdict": ["smaller than claimed", "not testable on this protocol"]})
+    fig = rendered(plots.plot_forest(df, (33.0, 75.0), 33.3))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["short", "long"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "95% F interval" in legend and "95% bootstrap interval" in legend
+    assert "95% paired interval" not in legend  # the hook draws only what the table has
+    ceiling = [line for line in ax.get_lines() if line.get_marker() == "|"]
+    assert len(ceiling) == 1 and list(ceiling[0].get_xdata()) == [19.9]  # 65% is above the claim: not drawn
+    assert [t.get_text() for t in ax.texts] == list(df["verdict"])
+    paired = rendered(plots.plot_forest(df.assign(paired_low=[-20.0, np.nan], paired_high=[15.0, np.nan]),
+                                        (33.0, 75.0), 33.3))
+    assert "95% paired interval" in [t.get_text() for t in paired.axes[0].get_legend().get_texts()]

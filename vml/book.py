@@ -15,7 +15,8 @@ from matplotlib.ticker import MaxNLocator
 from . import plots, results, runner, store, studies
 from .spec import BOOK_PROFILE
 
-__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "glue", "stored_and_missing", "StoredAndMissing"]
+__all__ = ["setup", "BOOK_PROFILE", "progress", "fill", "glue", "stored_and_missing", "StoredAndMissing",
+           "answer", "glue_answer"]
 
 
 def setup(seed: int = 0) -> None:
@@ -47,6 +48,30 @@ def glue(name: str, value: Any) -> None:
     from myst_nb import glue as _glue  # the book's builder: only notebooks call this
 
     _glue(name, float(value) if isinstance(value, (int, float, np.number)) else value, display=False)
+
+
+def answer(profile: str | None = None, root: Any = None) -> tuple[str, Figure]:
+    """The first screen's answer: Markdown with the decisive test's protocol in one line and its result in
+    the book's verdict vocabulary, and the forest plot of every complete test (`plots.plot_forest`)."""
+    from . import paper
+    from .analysis import decisive, headline
+
+    profile = profile or BOOK_PROFILE
+    primary, spreads = decisive.primary_table(profile, root), decisive.spread_table(profile, root)
+    md = (f"**Protocol.** {headline.protocol_line(primary, profile)}.\n\n"
+          f"**Result.** {headline.answer_text(primary, spreads)}")
+    fig = plots.plot_forest(headline.forest_table(primary, spreads, profile, root),
+                            (paper.ABSTRACT["var_red_low"], paper.ABSTRACT["var_red_high"]), decisive.CLAIMED)
+    return md, fig
+
+
+def glue_answer(profile: str | None = None, root: Any = None) -> None:
+    """Glue `answer`'s Markdown as `answer_md` ({glue:md}) and its figure as `forest_fig` ({glue:figure})."""
+    from IPython.display import Markdown  # optional: only inside a notebook kernel
+
+    md, fig = answer(profile, root)
+    glue("answer_md", Markdown(md))
+    glue("forest_fig", fig)
 
 
 def progress(study: str, profile: str | None = None, root: Any = None) -> pd.DataFrame:
@@ -114,7 +139,7 @@ def stored_and_missing(by_study: dict[str, tuple[str, ...]], profile: str | None
 # ----------------------------------------------------------------------------- results chapters (4-10)
 
 def epoch_figure(curves: dict[str, Any], losses: dict[str, Any]) -> Any:
-    """Chapter 4: epoch-level lambda_k (left) and end-of-epoch test loss (right), mean ± SD over seeds."""
+    """Chapter "Reactivity: does the controller lead the test loss?": epoch-level lambda_k (left) and end-of-epoch test loss (right), mean ± SD over seeds."""
     fig = Figure(figsize=(9.6, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     plots.plot_learning_curves({k: v for k, v in curves.items() if len(v)}, ylabel=r"$\lambda_k$", ax=left)
@@ -125,7 +150,7 @@ def epoch_figure(curves: dict[str, Any], losses: dict[str, Any]) -> Any:
 
 
 def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
-    """Chapter 4 (our extension): mean per-iteration CCF over runs with its 95% interval, per arm."""
+    """Chapter "Reactivity: does the controller lead the test loss?" (our extension): mean per-iteration CCF over runs with its 95% interval, per arm."""
     fig = Figure(figsize=(5.6, 3.4), layout="constrained")
     ax = fig.subplots()
     for i, (label, t) in enumerate(tables.items()):
@@ -147,14 +172,15 @@ def iteration_ccf_figure(tables: dict[str, pd.DataFrame]) -> Any:
 
 
 def pareto_figure(table: pd.DataFrame, base_sd: float | None = None, base_mean: float | None = None) -> Any:
-    """Chapter 9: `plots.plot_pareto` per knob (settings with 2+ runs), the Base reference point
+    """Chapter "Ablations": `plots.plot_pareto` per knob (settings with 2+ runs), the Base reference point
     (the pool's Base seeds 1-5) drawn as a grey cross in every panel. Settings that break training
     (`results.broken_settings`) would squash their panel into one corner: they are left out and named
     in the panel's title instead."""
     broken = results.broken_settings(table)
     ok = table[(table["n"] > 1) & ~broken]
     defaults = list(ok.loc[ok["default"], "tag"])
-    fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults)
+    fig = plots.plot_pareto(ok, knob="knob", tag="tag", sd="sd", mean="mean", defaults=defaults,
+                            label="value" if "value" in ok else None)
     for ax, knob in zip(fig.axes, dict.fromkeys(ok["knob"])):  # plot_pareto's panel order
         off = table[broken & (table["knob"] == knob)]
         if len(off):

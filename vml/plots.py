@@ -22,7 +22,7 @@ from . import stats
 __all__ = [
     "PALETTE", "color_for", "plot_reactivity", "plot_reactivity_scatter", "plot_ccf",
     "plot_accuracy_kde", "plot_pareto", "plot_controller", "plot_learning_curves",
-    "plot_seed_groups", "plot_power", "plot_noise_floor",
+    "plot_seed_groups", "plot_power", "plot_noise_floor", "plot_forest",
 ]
 
 # Base and VML keep the same colours in every figure; other labels take the colour-blind palette.
@@ -171,6 +171,9 @@ def plot_accuracy_kde(groups: Mapping[str, Any], sizes: Sequence[int] = (5, 20),
         ax.set_xlabel(xlabel)
         ax.set_ylabel("Density")
         ax.legend(fontsize="small")
+    top = max(ax.get_ylim()[1] for ax in axes)  # one density scale: panels compare by eye
+    for ax in axes:
+        ax.set_ylim(0, top)
     return fig
 
 
@@ -178,8 +181,10 @@ def plot_accuracy_kde(groups: Mapping[str, Any], sizes: Sequence[int] = (5, 20),
 
 @_styled
 def plot_pareto(df: pd.DataFrame, knob: str = "knob", tag: str = "tag", sd: str = "sd",
-                mean: str = "mean", defaults: Sequence[str] = ()) -> Figure:
-    """Fig. 3: per knob, mean accuracy vs across-seed SD, each point tagged (e.g. SLA005), front joined.
+                mean: str = "mean", defaults: Sequence[str] = (), label: str | None = None) -> Figure:
+    """Fig. 3: per knob, mean accuracy vs across-seed SD, each point labelled (by `label`, e.g. the
+    knob's value, else by `tag`), front joined, with 95% intervals where `df` has them: the SD's
+    (`sd_low`, `sd_high`, chi-square) and the mean's (t interval from `n`), so that noise is seen as noise.
 
     Front points (`stats.pareto_front`: lower SD, higher mean) are filled in the accent colour and
     joined by a dashed line; tags in `defaults` (the chosen settings) get a star.
@@ -193,6 +198,14 @@ def plot_pareto(df: pd.DataFrame, knob: str = "knob", tag: str = "tag", sd: str 
     fig, axes = _fig_axes(len(knobs), width=3.6, height=3.2, max_cols=3)
     for ax, k in zip(axes, knobs):
         g = df[df[knob] == k]
+        if {"sd_low", "sd_high", "n"} <= set(g.columns):
+            from scipy import stats as _st  # the mean's t interval half-width from SD and n
+
+            n = g["n"].to_numpy(dtype=float)
+            half = _st.t.ppf(0.975, np.maximum(n - 1, 1)) * g[sd].to_numpy() / np.sqrt(n)
+            ax.errorbar(g[sd], g[mean], xerr=[g[sd] - g["sd_low"], g["sd_high"] - g[sd]], yerr=half,
+                        fmt="none", ecolor="lightgrey", elinewidth=1, capsize=0, zorder=1,
+                        label="95% intervals")
         on = stats.pareto_front(g[sd].to_numpy(), g[mean].to_numpy())
         ax.scatter(g[sd][~on], g[mean][~on], s=28, facecolor="white", edgecolor=PALETTE["base"],
                    label="dominated")
@@ -204,12 +217,12 @@ def plot_pareto(df: pd.DataFrame, knob: str = "knob", tag: str = "tag", sd: str 
             ax.scatter(chosen[sd], chosen[mean], marker="*", s=140, facecolor="none",
                        edgecolor="black", lw=0.9, label="default", zorder=4)
         for _, row in g.iterrows():
-            ax.annotate(str(row[tag]), (row[sd], row[mean]), xytext=(3, 3),
+            ax.annotate(f"{row[label]:g}" if label else str(row[tag]), (row[sd], row[mean]), xytext=(3, 3),
                         textcoords="offset points", fontsize="x-small")
         ax.margins(0.15)  # room for the tags of the extreme points
         ax.set_title(str(k))
-        ax.set_xlabel("Across-seed SD (lower is better)")
-        ax.set_ylabel("Mean accuracy (higher is better)")
+        ax.set_xlabel("Across-seed SD, pp (lower is better)")
+        ax.set_ylabel("Mean accuracy, % (higher is better)")
     axes[0].legend(fontsize="x-small", loc="best")
     return fig
 
@@ -249,8 +262,12 @@ def plot_learning_curves(curves: Mapping[str, Any], ylabel: str = "Test accuracy
     if not curves:
         raise ValueError("curves is empty; pass {label: (seeds, epochs) array}")
     fig, ax = _target(ax, width=5.0, height=3.4)
-    for i, (label, values) in enumerate(curves.items()):
-        a = _rows(values, f"curves[{label!r}]")
+    arrays = {k: _rows(v, f"curves[{k!r}]") for k, v in curves.items()}
+    percent = "accuracy" in ylabel.lower() and all(np.nanmax(a) <= 1.0 for a in arrays.values())
+    if percent:  # fractions, as the store keeps them: shown in percent, like every table
+        arrays = {k: 100 * a for k, a in arrays.items()}
+        ylabel = f"{ylabel} (%)"
+    for i, (label, a) in enumerate(arrays.items()):
         x, m, c = np.arange(1, a.shape[1] + 1), a.mean(axis=0), color_for(label, i)
         ax.plot(x, m, color=c, lw=1.6, label=f"{label} (n = {a.shape[0]})")
         if a.shape[0] > 1:
@@ -258,6 +275,7 @@ def plot_learning_curves(curves: Mapping[str, Any], ylabel: str = "Test accuracy
             ax.fill_between(x, m - s, m + s, color=c, alpha=0.2, lw=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.legend(fontsize="small")
     return fig
 
@@ -265,10 +283,13 @@ def plot_learning_curves(curves: Mapping[str, Any], ylabel: str = "Test accuracy
 # ----------------------------------------------------------------------------- extras for the book
 
 @_styled
-def plot_seed_groups(tables: Mapping[str, pd.DataFrame], ylabel: str = "Across-seed SD") -> Figure:
+def plot_seed_groups(tables: Mapping[str, pd.DataFrame], ylabel: str = "Across-seed SD",
+                     paper: Mapping[str, pd.Series] | None = None, floor: float | None = None) -> Figure:
     """Table 3 as a figure: average group SD per group size, bars spanning the central draws' range.
 
-    `tables` maps a regime label to the DataFrame returned by `stats.seed_groups`.
+    `tables` maps a regime label to the DataFrame returned by `stats.seed_groups`; `paper` maps the same
+    labels to the paper's SDs indexed by group size (drawn as hollow markers, joined); `floor` is the
+    test-set noise floor (a dotted line: the SD that test-set sampling alone gives).
     """
     if not tables:
         raise ValueError("tables is empty; pass {label: stats.seed_groups(...)}")
@@ -280,7 +301,13 @@ def plot_seed_groups(tables: Mapping[str, pd.DataFrame], ylabel: str = "Across-s
             raise ValueError(f"tables[{label!r}] lacks columns {sorted(need)}; use stats.seed_groups")
         err = np.vstack([t["sd"] - t["sd_q_low"], t["sd_q_high"] - t["sd"]])
         ax.errorbar(t["size"] + off, t["sd"], yerr=err, fmt="o", capsize=3,
-                    color=color_for(label, i), label=label)
+                    color=color_for(label, i), label=f"{label} (ours)")
+        if paper is not None and label in paper:
+            ps = paper[label]
+            ax.plot(ps.index, ps.to_numpy(), marker="s", mfc="none", ls=":", lw=1,
+                    color=color_for(label, i), label=f"{label} (paper, Table 3)")
+    if floor is not None and np.isfinite(floor):
+        ax.axhline(floor, color="grey", ls="--", lw=1, label=f"test-set floor ({floor:.2f})")
     ax.set_xticks(sorted({int(s) for t in tables.values() for s in t["size"]}))
     ax.set_xlabel("Seeds per group")
     ax.set_ylabel(ylabel)
@@ -379,4 +406,54 @@ def plot_dose_response(doses: pd.DataFrame, claimed: float | None = None, ax: Ax
            title="spread against dose")
     ax.set_xlim(-0.05 * max(doses.index), 1.05 * max(doses.index))  # every declared dose, stored or not
     ax.set_ylim(bottom=0)
+
+
+# ----------------------------------------------------------------------------- the answer
+
+@_styled
+def plot_forest(df: pd.DataFrame, band: tuple[float, float], claimed: float | None = None,
+                ax: Axes | None = None) -> Figure:
+    """Every complete test's Var. Red. (%) with its 95% intervals, one row each (top to bottom in `df`'s
+    order): the F interval (thick) and the bootstrap interval (thin, below it), and the paired interval
+    where `df` has `paired_low`/`paired_high` (a hook for a paired design; drawn only when present). A zero
+    line; the paper's claimed range `band` shaded; `claimed` (the value the tests look for) dashed; and
+    where a test's `ceiling` (the largest reduction its noise floor allows) lies below `claimed`, a bar
+    marks it.
+
+    `df` needs columns `label`, `var_red`, `f_low`, `f_high`; `boot_low`, `boot_high`, `ceiling`,
+    `paired_low`, `paired_high` are optional (NaN: not drawn)."""
+    need = {"label", "var_red", "f_low", "f_high"} - set(df.columns)
+    if need:
+        raise ValueError(f"df lacks columns {sorted(need)}")
+    fig, ax = _target(ax, width=8.0, height=1.3 + 0.5 * len(df))
+    ax.axvspan(*band, color=ACCENT, alpha=0.12, lw=0, label=f"paper's claim ({band[0]:.0f}-{band[1]:.0f}%)")
+    ax.axvline(0, color="black", lw=0.9)
+    if claimed is not None:
+        ax.axvline(claimed, color=ACCENT, lw=1, ls="--", label=f"claimed for ResNet-14 ({claimed:.1f}%)")
+    y = np.arange(len(df))[::-1].astype(float)
+    col = lambda name: df[name].to_numpy(dtype=float) if name in df else np.full(len(df), np.nan)  # noqa: E731
+    ax.hlines(y, col("f_low"), col("f_high"), color=PALETTE["vml"], lw=3.2, label="95% F interval")
+    ax.plot(col("var_red"), y, "o", color="black", ms=5, zorder=5, label="estimate")
+    bl, bh = col("boot_low"), col("boot_high")
+    ok = np.isfinite(bl) & np.isfinite(bh)
+    if ok.any():
+        ax.hlines(y[ok] - 0.22, bl[ok], bh[ok], color=PALETTE["base"], lw=1.4, label="95% bootstrap interval")
+    pl, ph = col("paired_low"), col("paired_high")
+    ok = np.isfinite(pl) & np.isfinite(ph)
+    if ok.any():
+        ax.hlines(y[ok] + 0.22, pl[ok], ph[ok], color=_CYCLE[2], lw=1.4, label="95% paired interval")
+    cap = col("ceiling")
+    ok = np.isfinite(cap) & (cap < (claimed if claimed is not None else np.inf))
+    if ok.any():
+        ax.plot(cap[ok], y[ok], marker="|", ms=16, mew=2.2, ls="none", color="dimgrey",
+                label="ceiling: all seed variance removed")
+    ax.set_yticks(y, list(df["label"]))
+    ax.set_ylim(y.min() - 0.6, y.max() + 0.6)
+    ax.grid(axis="y", visible=False)
+    if "verdict" in df:  # each test's verdict word at the right edge
+        side = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+        for yi, word in zip(y, df["verdict"]):
+            ax.text(1.02, yi, str(word), transform=side, va="center", fontsize="small", style="italic")
+    ax.set_xlabel("Var. Red. = 1 − SD(VML) / SD(Base), %  (right of 0: VML spreads less)")
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     return fig

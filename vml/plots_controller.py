@@ -28,7 +28,7 @@ _VML, _BASE, _ACCENT = "#DD8452", "#4C72B0", "#C44E52"
 _RC: dict[str, Any] = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.0),
                        "figure.dpi": 110, "axes.titleweight": "bold", "legend.frameon": False}
 
-# the knobs of chapter 3 and the values tried (Table 5's default included in each)
+# the knobs of chapter "Inside the controller" and the values tried (Table 5's default included in each)
 KNOBS: dict[str, tuple[float, ...]] = {
     "alpha": (0.01, 0.05, 0.20),
     "beta": (0.05, 0.20, 0.50),

@@ -10,8 +10,8 @@ verdict that says so, never an error. Accuracies are fractions in the store; eve
 reports them in percent (SDs in percentage points), like the paper. Randomised steps (bootstrap,
 seed-group draws, resampled ensembles) take an explicit `seed`.
 
-The CI behind each verdict of chapters 4-10 is the exact F interval for the SD ratio (normal theory);
+The CI behind each verdict of the results chapters is the exact F interval for the SD ratio (normal theory);
 the percentile bootstrap is reported beside it. The F interval is exact for normal accuracies but too
 narrow when a few seeds lie far out (heavier tails), where the bootstrap keeps its coverage better
-(`decisive.interval_coverage`, chapter 7b): where the two verdicts differ, the tables say so.
+(`decisive.interval_coverage`, chapter "The decisive test"): where the two verdicts differ, the tables say so.
 """

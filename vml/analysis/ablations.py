@@ -1,4 +1,4 @@
-"""Fig. 3 and appendix B.2 (chapter 9): the Stable-Loss knobs, one at a time; the VPL term."""
+"""Fig. 3 and appendix B.2 (chapter "Ablations"): the Stable-Loss knobs, one at a time; the VPL term."""
 from __future__ import annotations
 
 import math

@@ -116,7 +116,7 @@ def compare_arms(base: Any, vml: Any, claimed: float | None = None, n_boot: int 
 
 def spread_parts(study: str, by: Sequence[str], profile: str | None = None, root: Any = None) -> dict[tuple, dict]:
     """Per setting (the values of the spec fields `by`, then the loss) with at least 2 stored runs: the
-    test-set noise floor (independent errors) and the distribution-level SD, in pp (chapter 10)."""
+    test-set noise floor (independent errors) and the distribution-level SD, in pp (chapter "How many seeds does a claim need?")."""
     groups: dict[tuple, tuple[str, list[np.ndarray]]] = {}
     for item, rec in stored_runs(study, profile, root):
         key = tuple(getattr(item.spec, f) for f in by) + (item.spec.loss,)

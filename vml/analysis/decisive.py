@@ -24,6 +24,7 @@ from statsmodels.stats.multitest import multipletests
 
 from .. import paper, stats, store, studies
 from ..studies import POWERED_N_LONG, POWERED_N_SHORT, get_study
+from . import verdicts as vd
 from .common import MODEL_NAMES, stored_runs
 
 ALPHA = 0.05   # family-wise, Holm across the three primary tests
@@ -396,6 +397,57 @@ def _whole(x: float) -> str:
     return f"{round(float(x)):d}"  # an int: no negative zero
 
 
+def ceilings(spreads: pd.DataFrame) -> dict[str, float]:
+    """Per complete test of `spread_table`: the largest Var. Red. (%) its protocol allows, that of an SD at
+    the Base runs' test-set floor (VML removing all seed variance)."""
+    base = spreads[spreads["arm"] == "base"].set_index("test")
+    return {test: float(stats.var_reduction(r["observed SD"], r["floor"])) for test, r in base.iterrows()}
+
+
+def readings(t: pd.DataFrame, spreads: pd.DataFrame | None = None, claimed: float = CLAIMED) -> pd.DataFrame:
+    """The book's display verdict (`vml.analysis.verdicts.judge`) of each complete test of `primary_table`,
+    beside the declared rule's (`read_primary`, kept as it was computed): on the F pair (F interval,
+    Holm-adjusted F test) and on the robust pair (bootstrap interval, Holm-adjusted Brown-Forsythe), with
+    the ceiling the test's Base spread allows (from `spread_table`; none when not given)."""
+    cap = ceilings(spreads) if spreads is not None and len(spreads) else {}
+    rows = []
+    for r in t.to_dict("records"):
+        if pd.isna(r.get("f_p")):
+            continue
+        f = vd.judge(r["f_low"], r["f_high"], claimed, ceiling=cap.get(r["test"]), p=r["f_p_holm"],
+                     declared=r["verdict"])
+        b = vd.judge(r["boot_low"], r["boot_high"], claimed, ceiling=cap.get(r["test"]), p=r["bf_p_holm"],
+                     declared=r["robust verdict"])
+        rows.append({"test": r["test"], "reading": f.label, "why": f.reason, "declared rule": r["verdict"],
+                     "robust reading": b.label, "declared rule (robust)": r["robust verdict"],
+                     "ceiling": cap.get(r["test"], math.nan)})
+    return pd.DataFrame(rows, columns=["test", "reading", "why", "declared rule", "robust reading",
+                                       "declared rule (robust)", "ceiling"])
+
+
+def answer_sentence(t: pd.DataFrame, spreads: pd.DataFrame, claimed: float = CLAIMED) -> str:
+    """The decisive test's result in one quotable sentence per complete test, in the book's vocabulary:
+    what each test rules out and what it leaves possible (from `primary_table` and `spread_table`)."""
+    done = [r for r in t.to_dict("records") if pd.notna(r.get("f_p"))]
+    if not done:
+        return answer(t)
+    read = readings(t, spreads, claimed).set_index("test")
+    parts = []
+    for r in done:
+        g = read.loc[r["test"]]
+        parts.append(f"{r['test']} ({r['of'] // 2} seeds per arm): SD {r['base_sd']:.2f} pp (Base) and "
+                     f"{r['vml_sd']:.2f} pp (VML), a reduction of {_whole(r['var_red'])}% "
+                     f"(95% CI {_whole(r['f_low'])}% to {_whole(r['f_high'])}%): *{g['reading']}*, "
+                     f"{short_why(g)}")
+    return "; ".join(parts) + "."
+
+
+def short_why(g: pd.Series) -> str:
+    """A reading's reason without the interval it repeats and without the declared rule (said elsewhere)."""
+    why = g["why"].split(" (declared rule:")[0]
+    return why.split(" (interval ")[0]
+
+
 def answer(t: pd.DataFrame) -> str:
     """The decisive test's answer in two quotable sentences, from `primary_table`."""
     stored, total = int(t["runs"].sum()), int(t["of"].sum())
@@ -450,3 +502,65 @@ def result_text(t: pd.DataFrame, claimed: float = CLAIMED) -> str:
             f"{same} Mean accuracy {r['base_mean']:.2f}% (Base) and {r['vml_mean']:.2f}% (VML): VML − Base "
             f"{r['diff']:+.2f} pp, Welch 95% CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f} pp.")
     return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- for readers
+
+def _sig(x: Any, digits: int = 3) -> str:
+    """`x` to `digits` significant figures, '–' for a missing value (no 'nan', no '1.0000e+00')."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{float(x):.{digits}g}"
+
+
+def primary_display(t: pd.DataFrame) -> pd.DataFrame:
+    """`primary_table` for readers: one column per test, rows with names in words, numbers to 2-3
+    significant figures, intervals as '[low, high]'; a pending test shows its count and '–'."""
+    rows = {}
+    for r in t.to_dict("records"):
+        done = pd.notna(r.get("f_p"))
+        iv = lambda lo, hi: f"[{r[lo]:.1f}, {r[hi]:.1f}]" if done else "–"  # noqa: E731
+        rows[r["test"]] = {
+            "runs per arm (Base/VML)": r["n (B/V)"],
+            "mean accuracy, Base / VML (%)": f"{r['base_mean']:.2f} / {r['vml_mean']:.2f}" if done else "–",
+            "across-seed SD, Base / VML (pp)": f"{r['base_sd']:.3f} / {r['vml_sd']:.3f}" if done else "–",
+            "Var. Red. (%)": f"{r['var_red']:.1f}" if done else "–",
+            "95% F interval (%)": iv("f_low", "f_high"),
+            "95% bootstrap interval (%)": iv("boot_low", "boot_high"),
+            "F test p (Holm-adjusted)": f"{_sig(r.get('f_p'), 2)} ({_sig(r.get('f_p_holm'), 2)})" if done else "–",
+            "Brown-Forsythe p (Holm-adjusted)": (f"{_sig(r.get('bf_p'), 2)} ({_sig(r.get('bf_p_holm'), 2)})"
+                                                 if done else "–"),
+            "VML − Base mean, pp [95% CI]": (f"{r['diff']:+.2f} [{r['diff_low']:+.2f}, {r['diff_high']:+.2f}]"
+                                            if done else "–"),
+            "declared rule: F pair / robust pair": (f"{r['verdict']} / {r['robust verdict']}" if done
+                                                    else r["verdict"]),
+        }
+    return pd.DataFrame(rows)
+
+
+_CONTROLLER_NAMES = {
+    "reversed_share": "share of steps with the gradient reversed",
+    "sigma_ref": "σ_ref (σ at the latch step W)",
+    "post_abs_delta": "mean |δ| after the latch",
+    "post_sigma": "mean σ after the latch",
+    "lambda_above_base": "share of post-latch steps with λ > λ_base",
+    "lambda_max_share": "share of post-latch steps at λ_max",
+    "post_latch_share": "share of steps after the latch",
+    "sigma_ref_sd": "σ_ref, across-seed SD",
+    "sigma_ref_cv": "σ_ref, coefficient of variation",
+}
+
+
+def controller_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """`controller_summary` for readers: rows named in words (the per-epoch gradient factor as 'gradient
+    factor, epoch k: mean / 5th / 95th percentile'), columns Base, VML, VML / Base, 3 significant figures."""
+    def name(key: str) -> str:
+        if key.startswith("factor_"):
+            stat, epoch = key[len("factor_"):].rsplit("_e", 1)
+            what = {"mean": "mean", "p5": "5th percentile", "p95": "95th percentile"}.get(stat, stat)
+            return f"gradient factor, epoch {epoch}: {what}"
+        return _CONTROLLER_NAMES.get(key, key)
+
+    out = summary.rename(index=name, columns={"base": "Base", "vml": "VML", "vml / base": "VML / Base"})
+    out.columns.name = None
+    return out.map(lambda x: _sig(x, 3))

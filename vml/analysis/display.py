@@ -51,7 +51,7 @@ def display_table(t: pd.DataFrame, labels: Sequence[str], part: str = "all") -> 
     out["ours Base"] = [_pm(m, s) for m, s in zip(t["base_mean"], t["base_sd"])]
     out["paper VML"] = [_pm(m, s) for m, s in zip(t["paper_vml_acc"], t["paper_vml_sd"])]
     out["ours VML"] = [_pm(m, s) for m, s in zip(t["vml_mean"], t["vml_sd"])]
-    if "base_floor" in t:  # chapter 10: the observed SD is the noise floor plus the seeds' own spread
+    if "base_floor" in t:  # chapter "How many seeds does a claim need?": the observed SD is the noise floor plus the seeds' own spread
         for arm, label in (("base", "Base"), ("vml", "VML")):
             out[f"{label} floor / dist. SD"] = [f"{a:.2f}\u00a0/\u00a0{b:.2f}" if np.isfinite(a) else "–"
                                                 for a, b in zip(t[f"{arm}_floor"], t[f"{arm}_dist_sd"])]

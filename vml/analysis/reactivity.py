@@ -1,4 +1,4 @@
-"""Fig. 1 (chapter 4): does the controller lead the test loss? Epoch and per-iteration CCFs."""
+"""Fig. 1 (chapter "Reactivity: does the controller lead the test loss?"): does the controller lead the test loss? Epoch and per-iteration CCFs."""
 from __future__ import annotations
 
 import math

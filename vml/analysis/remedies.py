@@ -1,4 +1,4 @@
-"""Table 4 (chapter 8): ensembles, EMA weights, TTA and VML against the single-model SD."""
+"""Table 4 (chapter "Against other remedies"): ensembles, EMA weights, TTA and VML against the single-model SD."""
 from __future__ import annotations
 
 from typing import Any, Sequence

@@ -1,4 +1,4 @@
-"""Table 3 and Fig. 2 (chapter 7): seed groups drawn from the 20-seed pool."""
+"""Table 3 and Fig. 2 (chapter "Seed groups"): seed groups drawn from the 20-seed pool."""
 from __future__ import annotations
 
 from typing import Any, Sequence

@@ -1,4 +1,4 @@
-"""Chapter 10: how many seeds a verdict needs; churn and the test-set noise floor."""
+"""Chapter "How many seeds does a claim need?": how many seeds a verdict needs; churn and the test-set noise floor."""
 from __future__ import annotations
 
 import math

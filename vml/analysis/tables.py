@@ -1,4 +1,4 @@
-"""Tables 1 and 2 (chapters 5 and 6): sources of randomness, architectures, and the replication."""
+"""Tables 1 and 2 (chapters "Sources of randomness" and "Architectures and datasets"): sources of randomness, architectures, and the replication."""
 from __future__ import annotations
 
 from typing import Any
