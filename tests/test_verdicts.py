@@ -106,14 +106,15 @@ def test_fig1_is_judged_on_the_long_protocol_where_it_can_be_tested(head):
     assert "40-epoch" in r["ours [95% CI]"]
 
 
-def test_a_step_cost_of_one_within_a_few_percent_is_no_extra_cost(head):
-    # was "inconclusive" at 0.999x [0.980, 1.023]
+def test_the_step_cost_is_judged_at_the_margin_declared_before_it_was_measured(head):
+    # 0.999x [0.980, 1.023]: the interval reaches +2.3%, past the benchmark's declared ±2%, and the reason
+    # says so (a margin widened after seeing the interval would call it "supported")
     r = row(head, "no extra training")
-    assert r["verdict"] == vd.SUPPORTED and "2.3%" in r["why"]
+    assert r["verdict"] == vd.INCONCLUSIVE and "2.3%" in r["why"] and "±2.0%" in r["why"]
 
 
 def test_the_summary_names_what_each_count_stands_for(head):
     # was "1 supported" with nothing saying that it was the unchanged mean
     s = results.headline_summary(head)
-    assert "2 supported (mean unchanged (20 seeds), no extra cost)" in s
+    assert "1 supported (mean unchanged (20 seeds))" in s
     assert "not supported" not in s and "3 not testable on this protocol (Table 1, Table 3, 33% (abstract))" in s

@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 
 from .. import paper, stats, store
 from ..studies import REPLICATION_MODEL, get_study
-from .common import MODEL_NAMES, NEEDS_DATA, NO_RUNS, profile_or_default, step_cost, stored_runs
+from .common import MODEL_NAMES, NEEDS_DATA, NO_RUNS, STEP_COST_TARGET, profile_or_default, step_cost, stored_runs
 from .display import _ci
 from .tables import architectures_table, replication_table, sources_table
 from .seed_groups import seed_groups_table
@@ -23,9 +23,10 @@ from .remedies import seed_effect_table
 
 FIG1_MAX_LATCH_SHARE = 0.15  # Fig. 1 is testable when σ_ref latches within the first 15% of the run
 MEAN_MARGIN_PP = 0.5  # "mean accuracy unchanged" is supported when the 95% CI of the change lies in ±0.5 pp
-# "no extra cost" is supported when the 95% CI of a VML step's extra time lies within ±5% of a CE step
-# (the paper's alternatives, ensembles, cost 100% more); STEP_COST_TARGET (2%) is the benchmark's own goal
-COST_MARGIN_PCT = 5.0
+# "no extra cost" is supported when the 95% CI of a VML step's extra time lies within ±2% of a CE step:
+# the margin the step-cost benchmark declared before it was measured (STEP_COST_TARGET); a margin chosen
+# after seeing the interval would make the verdict say what the interval suggested
+COST_MARGIN_PCT = round(100 * (STEP_COST_TARGET - 1), 9)
 REPLICATION_NAME = MODEL_NAMES.get(REPLICATION_MODEL, REPLICATION_MODEL)  # VGG-16: retrained on new seeds
 WITHOUT = "without a verdict"  # a row no interval can judge: no runs, needs data, descriptive only
 
