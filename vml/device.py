@@ -27,7 +27,7 @@ class NoCuda(ValueError):
     """A CUDA run was asked for where torch sees no CUDA device."""
 
 
-def _why_no_cuda() -> str:
+def why_no_cuda() -> str:
     built = torch.version.cuda
     if built is None:
         return f"this torch ({torch.__version__}) is built without CUDA"
@@ -53,7 +53,7 @@ def resolve(device_class: str, request: str | torch.device | None = None, what: 
                          "class is part of a run's key, so a CPU and a CUDA run are different runs)")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise NoCuda(f"{what} needs CUDA, and {_why_no_cuda()}; ask the job for a GPU (e.g. --gpus 1), "
+            raise NoCuda(f"{what} needs CUDA, and {why_no_cuda()}; ask the job for a GPU (e.g. --gpus 1), "
                          "or train the CPU run of the same spec with --device cpu (another run, another key)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(request)!r} is not here: torch sees {torch.cuda.device_count()} CUDA "
