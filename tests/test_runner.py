@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from vml import device as devices
 from vml import runner, store
 from vml.cli import main
 from vml.spec import profile_spec
@@ -227,7 +228,7 @@ def test_the_local_executor_never_starts_more_tasks_than_parallel_allows(tmp_pat
     monkeypatch.setattr(runner, "make_executor", lambda kind, folder, opts, profile: ex)
     jobs, _, n = runner.submit([STUDY], "smoke", executor="local", root=str(tmp_path),
                                opts=runner.SlurmOptions(parallel=2))
-    (names, profiles, shares, roots, per_task_jobs, threads, device), = ex.calls
+    shares = ex.calls[0][2]
     assert n == 4 and len(jobs) == len(shares) == 2  # submitit's local executor starts every task at once
     assert sorted(k for share in shares for k in share) == sorted(expected_keys())
 
@@ -235,10 +236,10 @@ def test_the_local_executor_never_starts_more_tasks_than_parallel_allows(tmp_pat
 def test_a_local_submission_of_a_cuda_profile_runs_one_task_per_gpu(tmp_path, monkeypatch):
     ex = FakeExecutor()
     monkeypatch.setattr(runner, "make_executor", lambda kind, folder, opts, profile: ex)
-    monkeypatch.setattr(runner.devices, "gpus_visible", lambda: ["0", "1"])
+    monkeypatch.setattr(devices, "gpus_visible", lambda: ["0", "1"])
     monkeypatch.setattr(runner, "available", lambda name: True)
     jobs, _, n = runner.submit(["powered"], "gpu", executor="local", root=str(tmp_path))
-    assert n > 50 and len(jobs) == 2 and list(ex.calls[0][6]) == ["cuda:0", "cuda:1"]
+    assert n > 50 and len(jobs) == 2 and list(ex.calls[0][-1]) == ["cuda:0", "cuda:1"]
 
 
 def test_jobs_spread_the_workers_over_the_visible_gpus(tmp_path, monkeypatch, capsys):
@@ -252,7 +253,7 @@ def test_jobs_spread_the_workers_over_the_visible_gpus(tmp_path, monkeypatch, ca
             return 0
 
     monkeypatch.setattr(runner.subprocess, "Popen", Worker)
-    monkeypatch.setattr(runner.devices, "gpus_visible", lambda: ["2", "5"])
+    monkeypatch.setattr(devices, "gpus_visible", lambda: ["2", "5"])
     runner._run_parallel(["powered"], "gpu", jobs=3, root=str(tmp_path), limit=None)
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["2", "5", "2"]
     assert "--device" not in started[0][0]  # each worker sees its one GPU as cuda

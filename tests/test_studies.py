@@ -193,6 +193,7 @@ def test_long_epochs_rule_switches_only_when_the_pilot_spread_is_test_set_noise(
 def test_the_powered_short_arm_is_shorter_than_either_length_of_the_long_arm(profile, monkeypatch):
     grid = get_study("powered").grid(profile)
     short = {i.spec.epochs for i in grid if i.tags["arm"] == "short"}
+    assert max(short) < min(i.spec.epochs for i in grid if i.tags["arm"] == "long")
     pilot = {i.spec.epochs for i in grid if i.tags.get("pilot")}
     length, alt = studies.long_arm_lengths(profile)
     assert len(short) == 1 and pilot == {length} and max(short) < alt < length
