@@ -39,6 +39,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trainer_throughput import ceiling  # noqa: E402  (this script's folder is on the path)
+
 from vml import data as vdata  # noqa: E402
 from vml import merge, models, runner, store  # noqa: E402
 from vml import train as vtrain  # noqa: E402
@@ -175,31 +177,6 @@ def step_tests(clock: Clock) -> dict[str, Any]:
         out = {"rc": None, "summary": "timed out"}
     print(f"[4] gpu-marked tests: {out}", flush=True)
     return out
-
-
-def ceiling(model_name: str, width: float, precision: str, batch: int, steps: int, dev: torch.device) -> float:
-    """Images/s of forward, backward and SGD on one batch already on the device (channels_last)."""
-    model = models.build(model_name, 10, width).to(dev, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,), device=dev)
-
-    def step() -> None:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(3):
-        step()
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(dev)
-    return batch * steps / (time.perf_counter() - t0)
 
 
 def step_throughput(dev: torch.device, ds: vdata.Dataset, dry: bool) -> dict[str, Any]:

@@ -208,3 +208,10 @@ def test_the_device_class_is_in_the_key_of_cuda_runs_only():
     assert profile_spec("gpu").device == profile_spec("paper").device == "cuda"
     with pytest.raises(ValueError, match=r"RunSpec.device='mps' is not allowed; use one of \('cpu', 'cuda'\)"):
         RunSpec(device="mps")
+
+
+def test_a_cuda_record_is_made_on_its_gpu():
+    cpu = {"spec": {"precision": "bf16"}, "machine": {"cpu": "AMD EPYC 9654", "bf16_kernels": "native"}}
+    assert store.made_on(cpu) == "AMD EPYC 9654"
+    gpu = {"spec": {"precision": "bf16"}, "machine": {**cpu["machine"], "cuda": {"gpu": "NVIDIA H100 80GB HBM3"}}}
+    assert store.made_on(gpu) == "NVIDIA H100 80GB HBM3"  # not the host's CPU
