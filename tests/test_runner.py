@@ -270,3 +270,10 @@ def test_a_cuda_profile_without_cuda_does_not_start(tmp_path, monkeypatch, capsy
     assert "is not of the class the smoke profile trains on (cpu;" in capsys.readouterr().err
     assert main(["status", "--profile", "gpu", "--root", str(tmp_path)]) == 0
     assert "\nGPUs: none (" in capsys.readouterr().out
+
+
+def test_a_cuda_profile_is_not_submitted_to_slurm_without_gpus(tmp_path, fake_sbatch, capsys):
+    argv = ["run", "powered", "--profile", "gpu", "--root", str(tmp_path / "store"), "--executor", "slurm"]
+    assert main(argv) == 2 and not fake_sbatch.exists()
+    assert capsys.readouterr().err == ("python -m vml run: error: the gpu profile trains on CUDA, and its tasks would "
+                                       "get no GPU: give each task one with --gpus N (or \"gpus\" in --slurm-config)\n")

@@ -533,6 +533,9 @@ def _cli_run(args: Any) -> int:
 def _cli_submit(args: Any) -> int:
     opts = load_slurm_config(args.slurm_config) if args.slurm_config else SlurmOptions()
     opts = replace(opts, **{k: getattr(args, k) for k in SLURM_FLAGS if getattr(args, k) is not None})
+    if args.executor == "slurm" and profile_device(args.profile) == "cuda" and not opts.gpus:
+        raise ValueError(f"the {args.profile} profile trains on CUDA, and its tasks would get no GPU: give each task "
+                         "one with --gpus N (or \"gpus\" in --slurm-config)")
     try:
         jobs, folder, n = submit(args.studies, args.profile, executor=args.executor, root=args.root,
                                  tasks=args.tasks, jobs=args.jobs, seeds=args.seeds, opts=opts, log_dir=args.log_dir,
