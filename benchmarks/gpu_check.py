@@ -138,7 +138,8 @@ def step_bitwise(dev: torch.device, ds: vdata.Dataset, dry: bool) -> dict[str, A
     spec = _short_spec(dev, dry)
     a, b = vtrain.train(spec, device=dev, data=ds), vtrain.train(spec, device=dev, data=ds)
     diff = same_record(a, b)
-    print(f"[2] two runs of {spec.key()}: {'bitwise equal' if not diff else 'differ in ' + ', '.join(diff)}", flush=True)
+    print(f"[2] two runs of {spec.key()}: " + ("bitwise equal" if not diff else "differ in " + ", ".join(diff)),
+          flush=True)
     return {"key": spec.key(), "equal": not diff, "differ": diff, "test_acc": a.test_acc, "machine": a.machine}
 
 

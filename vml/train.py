@@ -537,7 +537,8 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     device: cpu, cuda or cuda:N, of the spec's device class (default: that class; `vml.device.resolve`
     refuses another class, and CUDA where there is none). quiet: no progress bar. checkpoint_dir: save
     ``<spec.key()>.pt`` there (atomically; after the first epoch, then at most every CHECKPOINT_EVERY_S
-    seconds of training), resume from it when present, delete it at the end. keep_probs: keep the float16 softmax of the final model on the test set.
+    seconds of training), resume from it when present, delete it at the end. keep_probs: keep the
+    float16 softmax of the final model on the test set.
     data: use this dataset instead of loading `spec.dataset` (tests, benchmarks).
     trace: test hook, called as trace("init", model), trace("epoch", epoch, perm, dy, dx, flip)
     and trace("final", model, ema_model).
