@@ -41,10 +41,12 @@ def parse(request: str) -> torch.device:
     return torch.device(request)
 
 
-def resolve(device_class: str, request: str | torch.device | None = None, what: str = "this run") -> torch.device:
+def resolve(device_class: str, request: str | torch.device | None = None, what: str = "this run",
+            hint: str = "") -> torch.device:
     """The device a run of `device_class` trains on: `request` when given (it must be of that class),
     else the class itself (``cuda``: the current CUDA device). A CUDA device where torch sees none raises
-    `NoCuda`, naming why; a request of the other class raises ValueError."""
+    `NoCuda`, naming why (and `hint`, what else the caller may do); a request of the other class raises
+    ValueError."""
     if device_class not in CLASSES:
         raise ValueError(f"device class {device_class!r} is not allowed; use one of {list(CLASSES)}")
     dev = parse(str(request)) if request is not None else torch.device(device_class)
@@ -53,8 +55,7 @@ def resolve(device_class: str, request: str | torch.device | None = None, what: 
                          "class is part of a run's key, so a CPU and a CUDA run are different runs)")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise NoCuda(f"{what} needs CUDA, and {why_no_cuda()}; ask the job for a GPU (e.g. --gpus 1), "
-                         "or train the CPU run of the same spec with --device cpu (another run, another key)")
+            raise NoCuda(f"{what} needs CUDA, and {why_no_cuda()}; ask the job for a GPU (e.g. --gpus 1){hint}")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(request)!r} is not here: torch sees {torch.cuda.device_count()} CUDA "
                              f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")

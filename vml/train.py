@@ -624,7 +624,8 @@ def _cli_train(args: argparse.Namespace) -> int:
         overrides["device"] = devices.parse(args.device).type
     spec = profile_spec(args.profile, loss=args.loss, seed=args.seed, vary=args.vary, **overrides)
     devices.resolve(spec.device, args.device,  # before any data is loaded
-                    f"--device {args.device}" if args.device else f"the {args.profile} profile")
+                    f"--device {args.device}" if args.device else f"the {args.profile} profile",
+                    ", or train the CPU run of the same settings with --device cpu (another run, with its own key)")
     record = train(spec, device=args.device, quiet=args.quiet, checkpoint_dir=args.checkpoint_dir)
     print(record.summary())
     if args.json:
