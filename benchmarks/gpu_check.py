@@ -260,6 +260,9 @@ def main() -> int:
     for name, step in steps:
         if name in args.skip:
             continue
+        if clock.left() < 60:  # the lease first: a step that may not finish is left out, and says so
+            result[name] = {"skipped": f"out of time ({clock.left():.0f} s of {args.budget:.0f} left)"}
+            continue
         t0 = time.perf_counter()
         result[name] = step()
         result[f"{name}_s"] = round(time.perf_counter() - t0, 1)
