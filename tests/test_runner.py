@@ -277,3 +277,26 @@ def test_a_cuda_profile_is_not_submitted_to_slurm_without_gpus(tmp_path, fake_sb
     assert main(argv) == 2 and not fake_sbatch.exists()
     assert capsys.readouterr().err == ("python -m vml run: error: the gpu profile trains on CUDA, and its tasks would "
                                        "get no GPU: give each task one with --gpus N (or \"gpus\" in --slurm-config)\n")
+
+
+@pytest.mark.slow  # trains one smoke run
+def test_a_checkpoint_from_another_device_fails_its_run_once_then_the_next_run_trains_it(tmp_path, capsys):
+    import torch
+
+    from vml.train import train
+    spec = next(i.spec for i in get_study(STUDY).grid("smoke"))
+    assert train(spec, checkpoint_dir=store.checkpoint_dir("smoke", tmp_path), stop_after=1) is None
+    path = store.checkpoint_dir("smoke", tmp_path) / f"{spec.key()}.pt"
+    state = torch.load(path, weights_only=False)
+    state.pop("device")  # written on CUDA by a version whose checkpoints did not name their device
+    state["gens"] = {s: torch.zeros(16, dtype=torch.uint8) for s in ("shuf", "aug")}
+    torch.save(state, path)
+    argv = ["run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--keys", spec.key()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"python -m vml run: error: checkpoint {path.name} was written on cuda, and this run trains on "
+                   f"cpu: its random streams cannot go on here; moved it to {path.name}.cuda, so the run starts "
+                   "afresh when it is tried again"]
+    assert "was written on cuda" in store.failures("smoke", tmp_path)[spec.key()]["error"]
+    assert main(argv) == 0 and store.exists(spec, tmp_path)  # tried again: trained from the start, once
+    assert store.failures("smoke", tmp_path) == {} and events(tmp_path, "done")[spec.key()] == 1
