@@ -105,6 +105,7 @@ def test_the_watch_catches_host_syncs_copies_and_nondeterministic_ops():
         d[torch.tensor([1, 2])]  # an integer index: no sync
 
 
+@pytest.mark.slow  # trains (seconds)
 @pytest.mark.parametrize("loss", ["base", "vml"])
 def test_an_epoch_of_the_smoke_spec_never_waits_for_the_device(watched_epochs, loss):
     spec = profile_spec("smoke", loss=loss, epochs=2, vml={"warmup_steps": 2})
@@ -116,6 +117,7 @@ GPU_DATA = vdata.synthetic(n_train=8, n_test=8, num_classes=10, seed=3)
 SMOKE_DATA = vdata.synthetic(n_train=256, n_test=64, seed=1)
 
 
+@pytest.mark.slow  # trains (seconds)
 @pytest.mark.parametrize("model", ARCHITECTURES)
 def test_every_gpu_network_at_full_width_takes_its_steps_through_the_trainer(watched_epochs, model):
     # the gpu profile's own spec (full width, bf16, its optimiser) at batch 8, on the CPU: the same code
@@ -162,6 +164,7 @@ def test_cuda_index_beyond_the_visible_gpus_is_named(monkeypatch):
         devices.resolve("cuda", "cuda:2")
 
 
+@pytest.mark.slow  # trains (seconds)
 def test_a_checkpoint_from_another_device_type_is_refused_once_then_the_run_starts_afresh(tmp_path):
     spec = profile_spec("smoke", seed=2, epochs=2)
     assert train(spec, checkpoint_dir=tmp_path, stop_after=1) is None
@@ -179,6 +182,7 @@ def test_a_checkpoint_from_another_device_type_is_refused_once_then_the_run_star
     assert_same_record(train(spec, checkpoint_dir=tmp_path), train(spec))  # tried again: from the start
 
 
+@pytest.mark.slow  # trains (seconds)
 def test_checkpoints_after_the_first_epoch_then_at_most_every_interval(tmp_path, monkeypatch):
     saved = []
     save = vtrain._save_checkpoint
@@ -217,7 +221,7 @@ def test_training_turns_tf32_off_so_fp32_means_fp32():
     before = conv.fp32_precision, matmul.fp32_precision
     conv.fp32_precision = matmul.fp32_precision = "tf32"  # cuDNN's default; allowed in matmuls by users
     try:
-        train(profile_spec("smoke", epochs=1), data=GPU_DATA)
+        vtrain._setup_determinism(torch.device("cpu"))  # what `train` does first, on any device
         flags = devices.numeric_flags()
     finally:
         conv.fp32_precision, matmul.fp32_precision = before
