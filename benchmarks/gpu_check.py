@@ -205,8 +205,10 @@ def step_powered(dev: torch.device, root: str, clock: Clock, epoch_s: float | No
     for item in items:
         if store.exists(item.spec, root):
             continue
-        estimate = (max(walls) if walls else (epoch_s or 10.0) * item.spec.epochs * 1.2) + 15
-        if clock.left() < estimate:
+        # the longest run so far; before any, the first step's epoch of the same network (not in a dry run,
+        # whose smoke runs are another protocol), with room for the final evaluation; 30 s kept in reserve
+        first = (epoch_s or 60.0) * item.spec.epochs * 1.3 if not dry else 120.0
+        if clock.left() < (max(walls) if walls else first) + 30:
             break
         t0 = time.perf_counter()
         runner.run(["powered"], profile, root=root, keys=[item.spec.key()], device=str(dev))
