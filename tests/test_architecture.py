@@ -7,7 +7,7 @@ from pathlib import Path
 import vml
 
 LAYERS = [  # bottom first, as in ARCHITECTURE.md
-    {"vml._io", "vml.host"},
+    {"vml._io", "vml.host", "vml.device"},
     {"vml.loss", "vml.data", "vml.models", "vml.paper", "vml.stats", "vml.bf16"},
     {"vml.spec", "vml"},  # vml/__init__ re-exports the loss
     {"vml.train", "vml.store", "vml.merge"},

@@ -20,7 +20,7 @@ BAD = [
     (["train", "--profile", "smoke", "--width", "0"], "RunSpec.width=0.0 is not allowed; it must be > 0"),
     (["train", "--profile", "smoke", "--label-smoothing", "2"],
      "RunSpec.label_smoothing=2.0 is not allowed; it must be in [0, 1)"),
-    (["train", "--profile", "smoke", "--device", "nope"], "--device 'nope' is not a device; use cpu, cuda or cuda:N"),
+    (["train", "--profile", "smoke", "--device", "nope"], "device 'nope' is not allowed; use cpu, cuda or cuda:N"),
     (["run", "nostudy"], "unknown study 'nostudy'; use one of ['seed-groups', "),
     (["run", "seed-groups", "--profile", "smoke", "--jobs", "0"], "jobs=0 is not allowed; it must be an integer >= 1"),
     (["run", "seed-groups", "--profile", "smoke", "--threads", "0"],

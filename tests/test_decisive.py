@@ -109,7 +109,7 @@ def test_primary_tests_are_named_by_the_protocol_of_each_profile(monkeypatch):
     names = {p: [decisive.primary_label(study, arm, p) for study, arm in decisive.PRIMARY] for p in ("cpu", "gpu")}
     assert names["cpu"] == ["ResNet-14, 5 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
                             "FastNet, 10% of the data, 40 epochs"]
-    assert names["gpu"] == ["ResNet-14, 30 epochs", "ResNet-14, 15 or 11 epochs (the pilot chooses)",
+    assert names["gpu"] == ["ResNet-14, 30 epochs", "ResNet-14, 60 or 45 epochs (the pilot chooses)",
                             "ResNet-14, 10% of the data, 40 epochs"]
     for p in ("cpu", "gpu"):  # the pre-registered seeds per arm, as the grids hold them
         assert [decisive.primary_n(study, arm, p) for study, arm in decisive.PRIMARY] == [

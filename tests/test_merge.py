@@ -128,3 +128,19 @@ def test_cli_exit_status_and_one_line_errors(tmp_path, capsys):
         assert cli.main(["merge", *argv, "--root", str(here)]) == 2
         out, err = capsys.readouterr()
         assert out == "" and len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_chapter_7bs_gpu_column_fills_from_a_merged_gpu_store(tmp_path):
+    from vml.analysis import decisive
+    from vml.studies import get_study
+    elsewhere, here = tmp_path / "elsewhere", tmp_path / "here"
+    rng = np.random.default_rng(4)
+    grid = get_study("reactivity-long").grid("gpu")  # test 3 of the gpu column: 20 seeds per arm
+    for item in grid:
+        assert item.spec.device == "cuda"
+        store.save(FakeRecord(item.spec, test_acc=float(rng.normal(0.8, 0.01))), elsewhere)
+    assert sorted(merge.merge(elsewhere, here).added["gpu"]) == sorted(i.spec.key() for i in grid)
+    t = decisive.primary_table("gpu", here, n_boot=200).set_index("test")
+    row = t.loc[decisive.primary_label("reactivity-long", "small-data", "gpu")]
+    assert row["n (B/V)"] == "20/20 of 20" and 0 <= row["f_p"] <= 1 and not row["verdict"].startswith("pending")
+    assert t["verdict"].str.startswith("pending").sum() == 2  # the powered arms: nothing stored yet

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from vml import device as devices
 from vml import runner, store
 from vml.cli import main
 from vml.spec import profile_spec
@@ -207,3 +208,95 @@ def test_held_runs_are_neither_trained_nor_submitted_and_status_says_why(tmp_pat
     line = next(l for l in out.splitlines() if l.startswith("powered"))
     assert line.split()[-8:-1] == [str(len(grid)), "0", "0", "0", str(len(grid) - 2), "2", "0"]
     assert "held: 2 run(s) until the pilot's choice of the long arm's length is committed" in out
+
+
+# ---------------------------------------------------------------- on GPUs (issue 30)
+
+class FakeExecutor:
+    """Records what a submission hands to submitit, starts nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def map_array(self, fn, *columns):
+        self.calls.append(columns)
+        return [type("Job", (), {"job_id": f"local_{i}"})() for i in range(len(columns[0]))]
+
+
+def test_the_local_executor_never_starts_more_tasks_than_parallel_allows(tmp_path, monkeypatch):
+    ex = FakeExecutor()
+    monkeypatch.setattr(runner, "make_executor", lambda kind, folder, opts, profile: ex)
+    jobs, _, n = runner.submit([STUDY], "smoke", executor="local", root=str(tmp_path),
+                               opts=runner.SlurmOptions(parallel=2))
+    shares = ex.calls[0][2]
+    assert n == 4 and len(jobs) == len(shares) == 2  # submitit's local executor starts every task at once
+    assert sorted(k for share in shares for k in share) == sorted(expected_keys())
+
+
+def test_a_local_submission_of_a_cuda_profile_runs_one_task_per_gpu(tmp_path, monkeypatch):
+    ex = FakeExecutor()
+    monkeypatch.setattr(runner, "make_executor", lambda kind, folder, opts, profile: ex)
+    monkeypatch.setattr(devices, "gpus_visible", lambda: ["0", "1"])
+    monkeypatch.setattr(runner, "available", lambda name: True)
+    jobs, _, n = runner.submit(["powered"], "gpu", executor="local", root=str(tmp_path))
+    assert n > 50 and len(jobs) == 2 and list(ex.calls[0][-1]) == ["cuda:0", "cuda:1"]
+
+
+def test_jobs_spread_the_workers_over_the_visible_gpus(tmp_path, monkeypatch, capsys):
+    started = []
+
+    class Worker:
+        def __init__(self, cmd, env):
+            started.append((cmd, env))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Worker)
+    monkeypatch.setattr(devices, "gpus_visible", lambda: ["2", "5"])
+    runner._run_parallel(["powered"], "gpu", jobs=3, root=str(tmp_path), limit=None)
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["2", "5", "2"]
+    assert "--device" not in started[0][0]  # each worker sees its one GPU as cuda
+    assert capsys.readouterr().err == "3 workers on 2 GPU(s) (2: 2, 5: 1)\n"
+    assert runner.gpu_layout(4, ["0"]) == ["0"] * 4  # more than one run per GPU
+
+
+def test_a_cuda_profile_without_cuda_does_not_start(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: False)
+    assert main(["run", "powered", "--profile", "gpu", "--root", str(tmp_path), "--limit", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m vml run: error: the gpu profile needs CUDA, and ")
+    assert main(["run", "powered", "--profile", "smoke", "--root", str(tmp_path), "--device", "cuda"]) == 2
+    assert "is not of the class the smoke profile trains on (cpu;" in capsys.readouterr().err
+    assert main(["status", "--profile", "gpu", "--root", str(tmp_path)]) == 0
+    assert "\nGPUs: none (" in capsys.readouterr().out
+
+
+def test_a_cuda_profile_is_not_submitted_to_slurm_without_gpus(tmp_path, fake_sbatch, capsys):
+    argv = ["run", "powered", "--profile", "gpu", "--root", str(tmp_path / "store"), "--executor", "slurm"]
+    assert main(argv) == 2 and not fake_sbatch.exists()
+    assert capsys.readouterr().err == ("python -m vml run: error: the gpu profile trains on CUDA, and its tasks would "
+                                       "get no GPU: give each task one with --gpus N (or \"gpus\" in --slurm-config)\n")
+
+
+@pytest.mark.slow  # trains one smoke run
+def test_a_checkpoint_from_another_device_fails_its_run_once_then_the_next_run_trains_it(tmp_path, capsys):
+    import torch
+
+    from vml.train import train
+    spec = next(i.spec for i in get_study(STUDY).grid("smoke"))
+    assert train(spec, checkpoint_dir=store.checkpoint_dir("smoke", tmp_path), stop_after=1) is None
+    path = store.checkpoint_dir("smoke", tmp_path) / f"{spec.key()}.pt"
+    state = torch.load(path, weights_only=False)
+    state.pop("device", None)  # written on CUDA by a version whose checkpoints did not name their device
+    state["gens"] = {s: torch.zeros(16, dtype=torch.uint8) for s in ("shuf", "aug")}
+    torch.save(state, path)
+    argv = ["run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--keys", spec.key()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"python -m vml run: error: checkpoint {path.name} was written on cuda, and this run trains on "
+                   f"cpu: its random streams cannot go on here; moved it to {path.name}.cuda, so the run starts "
+                   "afresh when it is tried again"]
+    assert "was written on cuda" in store.failures("smoke", tmp_path)[spec.key()]["error"]
+    assert main(argv) == 0 and store.exists(spec, tmp_path)  # tried again: trained from the start, once
+    assert store.failures("smoke", tmp_path) == {} and events(tmp_path, "done")[spec.key()] == 1

@@ -187,3 +187,31 @@ def test_a_record_names_its_machine_kind_with_the_bf16_path_only_where_it_matter
     assert store.made_on(rec("bf16", {"cpu": "Xeon"})) == "Xeon"  # written before vml.bf16: bf16 kernels
     assert store.made_on(rec("fp32", {"cpu": "Xeon", "bf16_kernels": "fp32"})) == "Xeon"  # no bf16 product
     assert store.made_on(rec("bf16", None)) is None
+
+
+def test_every_committed_record_is_filed_under_its_specs_key():
+    # the committed cpu store: each file is named by the key its own spec hashes to today, so no field
+    # added to RunSpec since (train_subset, device: `KEY_OMITTED_AT_DEFAULT`) moved a stored run
+    paths = list(store.iter_records("cpu", store.REPO_ROOT / "data" / "results"))
+    assert len(paths) > 300
+    moved = [p.name for p in paths if RunSpec.from_dict(json.loads(p.read_text())["spec"]).key() != p.stem]
+    assert moved == []
+
+
+def test_the_device_class_is_in_the_key_of_cuda_runs_only():
+    cpu = profile_spec("cpu", seed=3)
+    assert cpu.device == "cpu"
+    cuda = cpu.replace(device="cuda")
+    assert cuda.key() != cpu.key() and RunSpec.from_dict(cuda.to_dict()).key() == cuda.key()
+    legacy = {k: v for k, v in cpu.to_dict().items() if k != "device"}  # a record written before the field
+    assert RunSpec.from_dict(legacy).key() == cpu.key()
+    assert profile_spec("gpu").device == profile_spec("paper").device == "cuda"
+    with pytest.raises(ValueError, match=r"RunSpec.device='mps' is not allowed; use one of \('cpu', 'cuda'\)"):
+        RunSpec(device="mps")
+
+
+def test_a_cuda_record_is_made_on_its_gpu():
+    cpu = {"spec": {"precision": "bf16"}, "machine": {"cpu": "AMD EPYC 9654", "bf16_kernels": "native"}}
+    assert store.made_on(cpu) == "AMD EPYC 9654"
+    gpu = {"spec": {"precision": "bf16"}, "machine": {**cpu["machine"], "cuda": {"gpu": "NVIDIA H100 80GB HBM3"}}}
+    assert store.made_on(gpu) == "NVIDIA H100 80GB HBM3"  # not the host's CPU

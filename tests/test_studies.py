@@ -187,3 +187,28 @@ def test_long_epochs_rule_switches_only_when_the_pilot_spread_is_test_set_noise(
     assert studies.long_epochs(0.30, 0.25) == studies.POWERED_EPOCHS_LONG_ALT  # 1.2 x floor
     assert studies.long_epochs(0.40, 0.25) == studies.POWERED_EPOCHS_LONG       # 1.6 x floor
     assert studies.long_epochs() == studies.POWERED_EPOCHS_LONG
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu", "paper"])
+def test_the_powered_short_arm_is_shorter_than_either_length_of_the_long_arm(profile, monkeypatch):
+    grid = get_study("powered").grid(profile)
+    short = {i.spec.epochs for i in grid if i.tags["arm"] == "short"}
+    assert max(short) < min(i.spec.epochs for i in grid if i.tags["arm"] == "long")
+    pilot = {i.spec.epochs for i in grid if i.tags.get("pilot")}
+    length, alt = studies.long_arm_lengths(profile)
+    assert len(short) == 1 and pilot == {length} and max(short) < alt < length
+    assert [i.tags["arm"] for i in grid[:6]] == ["long"] * 5 + ["short"]  # the pilot first, then the short arm
+    # the rule and the committed choice work at every profile, as on cpu: until a choice is committed the
+    # long arm waits for the pilot; once it is, the arm is at that length and nothing is held
+    assert studies.long_epochs(0.30, 0.25, profile) == alt and studies.long_epochs(0.40, 0.25, profile) == length
+    monkeypatch.delitem(studies.POWERED_EPOCHS_LONG_CHOSEN, profile, raising=False)
+    assert sum(bool(i.held) for i in get_study("powered").grid(profile)) == 2 * studies.POWERED_N_LONG - 5
+    monkeypatch.setitem(studies.POWERED_EPOCHS_LONG_CHOSEN, profile, alt)
+    chosen = get_study("powered").grid(profile)
+    assert not any(i.held for i in chosen)
+    assert {i.spec.epochs for i in chosen if i.tags["arm"] == "long"} == {alt}
+
+
+def test_cpu_long_arm_lengths_are_the_pre_registered_ones():
+    assert studies.long_arm_lengths("cpu") == (studies.POWERED_EPOCHS_LONG, studies.POWERED_EPOCHS_LONG_ALT) == (15, 11)
+    assert studies.POWERED_EPOCHS_LONG_CHOSEN["cpu"] == 15

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vml import data as vdata
+from vml import train as vtrain
 from vml.spec import profile_spec
 from vml.train import RunRecord, RunSpec, lr_at, make_generators, train, tta_views_list
 
@@ -141,7 +142,8 @@ def test_vml_changes_training_and_logs_the_controller(smoke, base_pair):
 
 @pytest.mark.slow  # trains on the smoke profile
 @pytest.mark.parametrize("stop", [1, 2])
-def test_resume_after_any_epoch_is_bitwise_identical(tmp_path, smoke, stop):
+def test_resume_after_any_epoch_is_bitwise_identical(tmp_path, smoke, stop, monkeypatch):
+    monkeypatch.setattr(vtrain, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch, not only the first
     spec = smoke.replace(seed=4, epochs=3, loss="vml", vml={"warmup_steps": 10})
     full = train(spec)
     assert train(spec, checkpoint_dir=tmp_path, stop_after=stop) is None

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from . import bf16, host, store
+from . import device as devices
 from .data import available, load_dataset  # `available` looks for files only: never loads or downloads
 from .spec import PROFILES, RunSpec
 from .studies import STUDIES, GridItem, get_study, plan, select_seeds
@@ -133,11 +134,18 @@ def _print_held(names: list[str], profile: str, seeds: Sequence[int] | None, roo
         print(f"{n} run(s) not started: {reason}")
 
 
+def profile_device(profile: str) -> str:
+    """The device class the runs of `profile` train on (`RunSpec.device`: cuda for gpu and paper)."""
+    return PROFILES[profile].get("device", "cpu")
+
+
 def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = None, quiet: bool = True,
         limit: int | None = None, threads: int | None = None, seeds: Sequence[int] | None = None,
-        keys: Sequence[str] | None = None, task: str | None = None) -> int:
+        keys: Sequence[str] | None = None, task: str | None = None, device: str | None = None) -> int:
     """Train every missing run of the named studies (only `seeds`, only `keys`, when given); returns
-    how many runs this call trained. `jobs` > 1: that many worker processes (on a GPU, runs at once)."""
+    how many runs this call trained. `jobs` > 1: that many worker processes (on CUDA, spread over the
+    visible GPUs, `gpu_layout`). `device`: cuda:N picks the GPU of a cuda profile (default: the
+    profile's device class; a CUDA profile where torch sees no GPU stops here, in one line)."""
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; it must be an integer >= 1")
     if threads is not None and threads < 1:
@@ -146,10 +154,11 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
         raise ValueError(f"limit={limit!r} is not allowed; it must be an integer >= 0")
     _todo(names, profile, seeds, keys, root)  # fail before starting workers
     bf16.kernels()  # a bad VML_BF16_KERNELS fails here too
+    dev = devices.resolve(profile_device(profile), device, f"the {profile} profile")
     task = task if task is not None else _task_id()
     if jobs > 1:
         return _run_parallel(names, profile, jobs=jobs, root=root, limit=limit, seeds=seeds, keys=keys, task=task,
-                             threads=threads)
+                             threads=threads, device=device if dev.type == "cpu" or dev.index is not None else None)
     from .train import train  # here, not at the top: it imports torchvision and the networks (~2 s), which
     # `status` and `submit` do not need (torch itself is loaded already, by the loss via spec)
 
@@ -174,7 +183,7 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
             try:
                 store.journal(profile, "start", key, root, task=task)
                 ckpt = store.checkpoint_dir(profile, root)
-                rec = train(spec, quiet=quiet, checkpoint_dir=ckpt, keep_probs=item.keep_probs, data=data)
+                rec = train(spec, device=dev, quiet=quiet, checkpoint_dir=ckpt, keep_probs=item.keep_probs, data=data)
                 if not store.holds(spec, root):  # our heartbeat stalled and another task took the run
                     store.journal(profile, "lost", key, root, task=task)
                     continue
@@ -199,9 +208,18 @@ def run(names: list[str], profile: str, *, jobs: int = 1, root: str | None = Non
     return done
 
 
+def gpu_layout(jobs: int, gpus: Sequence[str]) -> list[str]:
+    """The GPU of each of `jobs` workers: round-robin over `gpus` (CUDA_VISIBLE_DEVICES names), so a node's
+    GPUs share the workers evenly, and each GPU runs jobs / len(gpus) runs at once (more than one where
+    its memory allows: `python -m vml status` shows each GPU's memory)."""
+    return [gpus[i % len(gpus)] for i in range(jobs)]
+
+
 def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None, limit: int | None,
                   seeds: Sequence[int] | None = None, keys: Sequence[str] | None = None,
-                  task: str | None = None, threads: int | None = None) -> int:
+                  task: str | None = None, threads: int | None = None, device: str | None = None) -> int:
+    """`jobs` worker processes of `run`. On a cuda profile without a GPU index (`device` None), each worker
+    sees one GPU (CUDA_VISIBLE_DEVICES, `gpu_layout`); with one (cuda:N), all use that GPU."""
     threads = threads or max(1, _cores() // jobs)
     cmd = [sys.executable, "-m", "vml", "run", *names, "--profile", profile, "--threads", str(threads)]
     for flag, value in (("--root", root), ("--limit", limit), ("--task", task)):
@@ -211,9 +229,17 @@ def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None
         cmd += ["--seeds", *map(str, seeds)]
     if keys is not None:
         cmd += ["--keys", *keys]
+    if device is not None:
+        cmd += ["--device", str(device)]
     before = sum(1 for _ in store.iter_records(profile, root))
     env = dict(os.environ, VML_THREADS=str(threads))  # jobs x threads <= cores: no oversubscription
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
+    envs = [env] * jobs
+    if profile_device(profile) == "cuda" and device is None:
+        layout = gpu_layout(jobs, devices.gpus_visible())
+        envs = [dict(env, CUDA_VISIBLE_DEVICES=g) for g in layout]
+        per_gpu = ", ".join(f"{g}: {layout.count(g)}" for g in sorted(set(layout)))
+        print(f"{jobs} workers on {len(set(layout))} GPU(s) ({per_gpu})", file=sys.stderr)
+    procs = [subprocess.Popen(cmd, env=e) for e in envs]
     stopped: list[int] = []
 
     def forward(signum: int, frame: Any) -> None:  # the workers stop (and release) on their own
@@ -293,12 +319,14 @@ def make_executor(kind: str, folder: Path, opts: SlurmOptions, profile: str) -> 
     raise ValueError(f"executor {kind!r} is not allowed; use one of {list(EXECUTORS)}")
 
 
-def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: int, threads: int | None) -> int:
+def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: int, threads: int | None,
+             device: str | None = None) -> int:
     """One task of a submission: train `keys` (those still missing and unclaimed) into the store at `root`,
-    `jobs` at a time, on `threads` CPU threads in all (None: the cores Slurm gave the task)."""
+    `jobs` at a time, on `threads` CPU threads in all (None: the cores Slurm gave the task), on `device`
+    (None: the profile's; a local task of a cuda profile gets its own GPU, cuda:N)."""
     task = submitit.JobEnvironment().job_id
     per_worker = max(1, threads // jobs) if threads else None
-    return run(names, profile, jobs=jobs, root=root, keys=keys, task=task, threads=per_worker)
+    return run(names, profile, jobs=jobs, root=root, keys=keys, task=task, threads=per_worker, device=device)
 
 
 def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
@@ -311,9 +339,12 @@ def submittable(names: list[str], profile: str, root: str | None, seeds: Sequenc
 
 def submit(names: list[str], profile: str, *, executor: str, root: str | None = None, tasks: int | None = None,
            jobs: int = 1, seeds: Sequence[int] | None = None, opts: SlurmOptions = SlurmOptions(),
-           log_dir: str | Path | None = None) -> tuple[list[submitit.Job], Path, int]:
+           log_dir: str | Path | None = None, device: str | None = None) -> tuple[list[submitit.Job], Path, int]:
     """Send the missing runs as one job array of `tasks` tasks (default: one per run); each trains its
-    share, `jobs` at a time. Returns the jobs, the log folder and the number of runs sent."""
+    share, `jobs` at a time. Returns the jobs, the log folder and the number of runs sent.
+    submitit's local executor has no queue (it starts every task at once), so a local submission has at
+    most `opts.parallel` tasks (default: one per visible GPU on a cuda profile, else no limit), each on
+    its own GPU, round-robin."""
     if tasks is not None and tasks < 1:
         raise ValueError(f"tasks={tasks!r} is not allowed; it must be an integer >= 1")
     items = submittable(names, profile, root, seeds)
@@ -323,10 +354,15 @@ def submit(names: list[str], profile: str, *, executor: str, root: str | None = 
     if not items:
         return [], folder, 0
     n = min(tasks or len(items), len(items))
+    gpus = devices.gpus_visible() if executor == "local" and profile_device(profile) == "cuda" else []
+    if executor == "local" and (opts.parallel or gpus):
+        n = min(n, opts.parallel or len(gpus))  # no more local tasks than may run at once
     shares = [[i.spec.key() for i in items[t::n]] for t in range(n)]
     ex = make_executor(executor, folder, opts, profile)
     threads = max(1, _cores() // n) if executor == "local" else None  # local tasks share this machine's cores
-    jobs_ = ex.map_array(run_task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n)
+    per_task = [device] * n if device or not gpus else [f"cuda:{t % len(gpus)}" for t in range(n)]
+    jobs_ = ex.map_array(run_task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n,
+                         per_task)
     return jobs_, folder, len(items)
 
 
@@ -437,6 +473,9 @@ def add_cli(sub: Any) -> None:
                    help="worker processes sharing the store (with slurm/local: runs at once inside each task)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many runs (per worker)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N, of the profile's device class (cuda for gpu and paper, which refuse to "
+                        "start without it); default: the profile's, and --jobs workers spread over the visible GPUs")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="only these seeds (e.g. `--seeds 1` for a first look at every setting)")
     p.add_argument("--root", default=None, help="results root (default: data/results or $VML_RESULTS_DIR)")
@@ -474,13 +513,15 @@ def _cli_run(args: Any) -> int:
         if n != "all":
             get_study(n)
     _set_claim_timeout(args.claim_timeout)
+    if args.device is not None or args.executor != "slurm":  # a login node needs no GPU to submit
+        devices.resolve(profile_device(args.profile), args.device, f"the {args.profile} profile")
     if args.executor in ("slurm", "local"):
         return _cli_submit(args)
     if args.executor == "processes" and args.jobs < 2:
         raise ValueError(f"--executor processes needs --jobs >= 2, not {args.jobs}")
     try:
         n = run(names, args.profile, jobs=args.jobs, root=args.root, quiet=not args.verbose, limit=args.limit,
-                threads=args.threads, seeds=args.seeds, keys=args.keys, task=args.task)
+                threads=args.threads, seeds=args.seeds, keys=args.keys, task=args.task, device=args.device)
     except Stopped as e:
         print(f"{e}: claims released, checkpoints kept; `python -m vml run` again resumes", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -492,9 +533,13 @@ def _cli_run(args: Any) -> int:
 def _cli_submit(args: Any) -> int:
     opts = load_slurm_config(args.slurm_config) if args.slurm_config else SlurmOptions()
     opts = replace(opts, **{k: getattr(args, k) for k in SLURM_FLAGS if getattr(args, k) is not None})
+    if args.executor == "slurm" and profile_device(args.profile) == "cuda" and not opts.gpus:
+        raise ValueError(f"the {args.profile} profile trains on CUDA, and its tasks would get no GPU: give each task "
+                         "one with --gpus N (or \"gpus\" in --slurm-config)")
     try:
         jobs, folder, n = submit(args.studies, args.profile, executor=args.executor, root=args.root,
-                                 tasks=args.tasks, jobs=args.jobs, seeds=args.seeds, opts=opts, log_dir=args.log_dir)
+                                 tasks=args.tasks, jobs=args.jobs, seeds=args.seeds, opts=opts, log_dir=args.log_dir,
+                                 device=args.device)
     except NoSlurm as e:
         print(e, file=sys.stderr)
         return 2
@@ -531,6 +576,18 @@ def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
         print(f"  {key} epoch {n}{of}: {state}")
 
 
+def _gpu_line() -> str:
+    """The GPUs a cuda profile's `run` would use here, and how `--jobs` shares them."""
+    gpus = devices.gpus_visible()
+    if not gpus:
+        return (f"GPUs: none ({devices.why_no_cuda()}); this profile's runs train where there is one "
+                "(`run --executor slurm --gpus 1`, or a store of their own merged here with `python -m vml merge`)")
+    names = [f"{g}: {torch.cuda.get_device_name(i)}, {torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB"
+             for i, g in enumerate(gpus)]
+    return (f"GPUs: {len(gpus)} ({'; '.join(names)}); `run --jobs J` puts J workers round-robin on them, more than "
+            "one per GPU where its memory holds them (benchmarks/gpu_check.py measures a run's peak memory)")
+
+
 def _cli_status(args: Any) -> int:
     _set_claim_timeout(args.claim_timeout)
     rows = status(args.profile, args.root)
@@ -539,6 +596,8 @@ def _cli_status(args: Any) -> int:
           "made on this CPU model, with bf16 on the same kernels, when there are any)")
     print(f"this machine: {host.cpu()[0]}; bf16 products on {kernels} kernels"
           + (" (no bf16 hardware, or oneDNN capped below it: vml.bf16)" if kernels == "fp32" else ""))
+    if profile_device(args.profile) == "cuda":
+        print(_gpu_line())
     ws, wp = (max(len(x) for x in [head] + [r[head] for r in rows]) for head in ("study", "paper"))
     nums = ("runs", "done", "claimed", "failed", "missing", "held", "unavailable")
     print(f"{'study':<{ws}} {'paper':<{wp}} " + " ".join(f"{h if len(h) <= 8 else h[:7] + '.':>8}" for h in nums)

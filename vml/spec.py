@@ -14,7 +14,8 @@ from .loss import VMLConfig
 VARY = ("all", "init", "aug", "shuf")
 LOSSES = ("base", "vml")
 PRECISIONS = ("fp32", "bf16")
-KEY_OMITTED_AT_DEFAULT = ("train_subset",)  # later fields: hashed only when set (see `RunSpec.key`)
+DEVICES = ("cpu", "cuda")  # device classes: CPU and CUDA runs differ in arithmetic and random streams
+KEY_OMITTED_AT_DEFAULT = ("train_subset", "device")  # later fields: hashed only when set (see `RunSpec.key`)
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,18 @@ class RunSpec:
     vary: str = "all"
     base_seed: int = 0
     train_subset: int = 0  # 0: the whole training set; N: the class-balanced subset `data.train_subset`
+    # the device class the run trains on: part of the key, since a CUDA run has other random streams (the
+    # shuffle and augmentation generators live on the device) and other arithmetic than a CPU run
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"RunSpec.loss={self.loss!r} is not allowed; use one of {LOSSES}")
         if self.vary not in VARY:
             raise ValueError(f"RunSpec.vary={self.vary!r} is not allowed; use one of {VARY}")
+        if self.device not in DEVICES:
+            raise ValueError(f"RunSpec.device={self.device!r} is not allowed; use one of {DEVICES} (a device "
+                             "class; the GPU index is chosen when the run trains)")
         if self.precision not in PRECISIONS:
             raise ValueError(f"RunSpec.precision={self.precision!r} is not allowed; use one of {PRECISIONS}")
         for name in ("epochs", "batch_size", "tta_views"):
@@ -118,10 +125,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                 nesterov=True, precision="bf16", tta_views=2, ema_decay=0.99),
     # a lent H100: airbench-speed ResNet-14
     "gpu": dict(dataset="cifar10", model="resnet14", width=1.0, epochs=30, batch_size=512, lr=0.4,
-                precision="bf16", tta_views=4, ema_decay=0.999),
+                precision="bf16", tta_views=4, ema_decay=0.999, device="cuda"),
     # the paper's protocol as stated; the epoch count is ours (the paper gives none)
     "paper": dict(dataset="cifar10", model="resnet14", width=1.0, epochs=200, batch_size=512, lr=0.4,
-                  precision="fp32", tta_views=4, ema_decay=0.999),
+                  precision="fp32", tta_views=4, ema_decay=0.999, device="cuda"),
 }
 
 

@@ -543,8 +543,11 @@ def machine_kind(cpu: str, precision: str, bf16_kernels: str | None) -> str:
 
 def made_on(rec: dict[str, Any]) -> str | None:
     """The machine kind (`machine_kind`) a stored record was trained on (None for records written
-    before they named their machine; records written before `vml.bf16` ran bf16 on bf16 kernels)."""
+    before they named their machine; records written before `vml.bf16` ran bf16 on bf16 kernels);
+    for a CUDA run, its GPU model (`machine["cuda"]`)."""
     m = rec.get("machine") or {}
+    if (m.get("cuda") or {}).get("gpu"):
+        return m["cuda"]["gpu"]
     return machine_kind(m["cpu"], rec["spec"].get("precision"), m.get("bf16_kernels")) if m.get("cpu") else None
 
 

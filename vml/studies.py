@@ -125,7 +125,14 @@ POWERED_N_SHORT = 50         # seeds per arm at the Table 2 length (seeds 1-5 ar
 POWERED_N_LONG = 30          # seeds per arm at the long length
 POWERED_EPOCHS_LONG = 15     # 1470 steps: 86% of them after sigma_ref latches at step 200 (W = 200)
 POWERED_EPOCHS_LONG_ALT = 11  # the pilot's alternative (81% after the latch), see `long_epochs`
-PILOT_SEEDS = (1, 2, 3, 4, 5)  # Base only, at POWERED_EPOCHS_LONG: no look at the VML arm
+# The long arm's two lengths (the pilot's, and the rule's alternative) per profile, where they are not the
+# cpu ones above. The gpu profile's Table 2 cell, and so its short arm, has 30 epochs, so the cpu lengths
+# made its "long" arm the shorter one (15 or 11 epochs against 30). Fixed before any gpu run was trained
+# (no gpu record existed; the gpu column was declared in e560e98, before any gpu run too): at gpu (and
+# paper) the long arm is twice the short arm, or 1.5 times it when the pilot's Base spread is test-set
+# noise; both stay longer than the short arm, as on cpu (15 and 11 against 5 epochs).
+POWERED_EPOCHS_LONG_BY_PROFILE: dict[str, tuple[int, int]] = {"gpu": (60, 45), "paper": (400, 300)}
+PILOT_SEEDS = (1, 2, 3, 4, 5)  # Base only, at the pilot's length (`long_arm_lengths`): no look at the VML arm
 # The long arm's length per profile, set from that profile's stored pilot by `long_epochs` and committed
 # before any other run of the long arm; until then the long arm's runs other than the pilot are held.
 POWERED_EPOCHS_LONG_CHOSEN: dict[str, int] = {"cpu": 15}  # cpu: by the rule, on its stored pilot
@@ -150,21 +157,31 @@ def small_data_settings(profile: str) -> dict[str, Any]:
 NOISE_CUT = 1.25
 
 
-def long_epochs(pilot_observed_sd: float | None = None, pilot_floor_sd: float | None = None) -> int:
-    """The long arm's epoch count, by the rule declared before the pilot: POWERED_EPOCHS_LONG unless the
-    pilot's Base spread is mostly test-set noise (observed SD <= NOISE_CUT x the independent-errors floor),
-    in which case the shorter POWERED_EPOCHS_LONG_ALT, where more seed variance is left."""
+def long_arm_lengths(profile: str = "cpu") -> tuple[int, int]:
+    """The long arm's two candidate lengths at `profile`: the pilot's (POWERED_EPOCHS_LONG on cpu) and the
+    rule's shorter alternative (POWERED_EPOCHS_LONG_ALT on cpu); `POWERED_EPOCHS_LONG_BY_PROFILE` elsewhere."""
+    return POWERED_EPOCHS_LONG_BY_PROFILE.get(profile, (POWERED_EPOCHS_LONG, POWERED_EPOCHS_LONG_ALT))
+
+
+def long_epochs(pilot_observed_sd: float | None = None, pilot_floor_sd: float | None = None,
+                profile: str = "cpu") -> int:
+    """The long arm's epoch count at `profile`, by the rule declared before the pilot: the pilot's length
+    unless the pilot's Base spread is mostly test-set noise (observed SD <= NOISE_CUT x the
+    independent-errors floor), in which case the shorter alternative, where more seed variance is left
+    (`long_arm_lengths`: 15 or 11 epochs on cpu)."""
+    length, alt = long_arm_lengths(profile)
     if pilot_observed_sd is None or pilot_floor_sd is None:
-        return POWERED_EPOCHS_LONG
-    return POWERED_EPOCHS_LONG_ALT if pilot_observed_sd <= NOISE_CUT * pilot_floor_sd else POWERED_EPOCHS_LONG
+        return length
+    return alt if pilot_observed_sd <= NOISE_CUT * pilot_floor_sd else length
 
 
 def _powered(profile: str, epochs_long: int | None = None) -> list[GridItem]:
-    """The pilot (Base, seeds 1-5, POWERED_EPOCHS_LONG epochs), then the short arm, then the long arm at
-    `epochs_long` (default: the profile's committed choice); while no length is chosen, the long arm is listed at
-    POWERED_EPOCHS_LONG and held, except for the pilot's runs. Seed outer, loss inner: a sweep stopped
-    early leaves matched pairs."""
+    """The pilot (Base, seeds 1-5, the pilot's length: `long_arm_lengths`), then the short arm, then the long
+    arm at `epochs_long` (default: the profile's committed choice); while no length is chosen, the long arm
+    is listed at the pilot's length and held, except for the pilot's runs. Seed outer, loss inner: a sweep
+    stopped early leaves matched pairs."""
     epochs_long = epochs_long if epochs_long is not None else POWERED_EPOCHS_LONG_CHOSEN.get(profile)
+    pilot_epochs = long_arm_lengths(profile)[0]
     n_short = SMOKE_SEEDS if profile == "smoke" else POWERED_N_SHORT
     n_long = SMOKE_SEEDS if profile == "smoke" else POWERED_N_LONG
 
@@ -172,10 +189,10 @@ def _powered(profile: str, epochs_long: int | None = None) -> list[GridItem]:
         s = _arch_spec(profile, "cifar10", POWERED_MODEL, loss, seed)
         return s if epochs is None else s.replace(epochs=epochs)
 
-    pilot = {spec("base", s, POWERED_EPOCHS_LONG).key() for s in PILOT_SEEDS if s <= n_long}
+    pilot = {spec("base", s, pilot_epochs).key() for s in PILOT_SEEDS if s <= n_long}
 
     def long_item(loss: str, seed: int) -> GridItem:
-        sp = spec(loss, seed, epochs_long or POWERED_EPOCHS_LONG)
+        sp = spec(loss, seed, epochs_long or pilot_epochs)
         is_pilot = sp.key() in pilot  # at the pilot's length, its runs are long-arm runs too
         return GridItem(sp, {"arm": "long", "pilot": is_pilot},
                         held="" if epochs_long is not None or is_pilot else HELD_FOR_PILOT)
@@ -184,7 +201,7 @@ def _powered(profile: str, epochs_long: int | None = None) -> list[GridItem]:
     long = [long_item(loss, s) for s in range(1, n_long + 1) for loss in LOSSES]
     first = [i for i in long if i.tags["pilot"]]
     if not first:  # a length other than the pilot's was chosen: the pilot stays in the study, beside the arms
-        first = [GridItem(spec("base", s, POWERED_EPOCHS_LONG), {"arm": "pilot", "pilot": True})
+        first = [GridItem(spec("base", s, pilot_epochs), {"arm": "pilot", "pilot": True})
                  for s in PILOT_SEEDS if s <= n_long]
     return first + short + [i for i in long if not i.tags["pilot"]]
 

@@ -27,7 +27,14 @@ The loop, in short (the book's implementation notes list every choice made here)
 - An EMA of the weights and BN statistics (decay min(ema_decay, (1+t)/(10+t)), every iteration)
   is the "accelerated ensemble"; test-time augmentation averages the softmax of K views (identity,
   flip, then ±2-pixel shifts with and without flip) of the final model.
-- A checkpoint after each epoch (atomic) lets a killed run resume to a bitwise equal record.
+- The device is the spec's class (`RunSpec.device`, part of the key; `vml.device.resolve`): a CUDA run
+  where torch sees no CUDA device stops with one line, never trains on the CPU instead. fp32 products
+  on a GPU are fp32, not TF32 (`vml.device.fp32_everywhere`), and a CUDA run's record names its GPU,
+  CUDA, cuDNN, driver and flags (`machine["cuda"]`).
+- A checkpoint (atomic) after the first epoch of a session, then after an epoch that ends at least
+  CHECKPOINT_EVERY_S seconds of training after the last one (every epoch on a CPU, where an epoch
+  takes a minute; not every 2-second GPU epoch), lets a killed run resume to a bitwise equal record.
+  A checkpoint written on another device type is refused, in one line, and set aside.
 """
 from __future__ import annotations
 
@@ -58,6 +65,7 @@ from tqdm import tqdm  # not tqdm.auto: importing that in a kernel without ipywi
 from . import __version__
 from . import bf16
 from . import data as vdata
+from . import device as devices
 from . import host
 from . import models
 from ._io import atomic_write
@@ -68,6 +76,7 @@ __all__ = ["RunSpec", "RunRecord", "train", "profile_spec", "PROFILES", "add_cli
            "source_seed", "make_generators", "epoch_plan"]
 
 EVAL_BATCH = 1000
+CHECKPOINT_EVERY_S = 60.0  # seconds of training between checkpoints, at most (the first epoch always writes one)
 
 
 # ------------------------------------------------------------------------------------ the record
@@ -167,6 +176,7 @@ def _setup_determinism(device: torch.device) -> None:
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+    devices.fp32_everywhere()  # no TF32: an fp32 run computes in fp32 on any GPU
     if device.type == "cpu":
         n = _cpu_threads()
         if torch.get_num_threads() != n:
@@ -188,12 +198,6 @@ def _cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _device_str(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
@@ -203,13 +207,17 @@ def _device_str(device: torch.device) -> str:
 def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
     """What tells two CPU machines' numerics apart: CPU model, the ISA level ATen dispatches to, the
     oneDNN/ATen caps set in the environment, how bf16 products are computed (`bf16.kernels`), the
-    thread count and the torch version."""
+    thread count and the torch version; on a CUDA device also ``cuda``: what tells two GPUs apart
+    (`vml.device.cuda_info`: model, compute capability, CUDA, cuDNN, driver, TF32 and cuDNN flags)."""
     model, flags = host.cpu()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return {"cpu": model, "cpu_flags": isa, "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    info = {"cpu": model, "cpu_flags": isa, "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
             "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"), "bf16_kernels": bf16.kernels(device),
             "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.device(device).type == "cuda":
+        info["cuda"] = devices.cuda_info(torch.device(device))
+    return info
 
 
 def _versions() -> dict[str, str]:
@@ -457,18 +465,37 @@ def _end_epoch(run: _Run, log: Tensor, lr: float) -> Tensor:
 
 def _save_checkpoint(run: _Run, path: Path) -> None:
     """The state after `run.epoch` epochs, written atomically (the format `_resume` reads)."""
-    state = {"key": run.spec.key(), "spec": run.spec.to_dict(), "epoch": run.epoch,
+    state = {"key": run.spec.key(), "spec": run.spec.to_dict(), "epoch": run.epoch, "device": run.ctx.device.type,
              "model": run.model.state_dict(), "ema": run.ema.model.state_dict(), "opt": run.opt.state_dict(),
              "controller": run.controller.state_dict(), "gens": {s: run.gens[s].get_state() for s in ("shuf", "aug")},
              "epochs": run.epochs, "iters": run.iters, "wall_s": run.epochs[-1]["wall_s"], "started": run.started}
     atomic_write(path, lambda f: torch.save(state, f))
 
 
+class ForeignCheckpoint(ValueError):
+    """A checkpoint written on another device type: its random streams cannot go on here."""
+
+
+def _checkpoint_device(state: dict[str, Any]) -> str:
+    """The device type a checkpoint was written on (older ones do not say: a CUDA generator's state is
+    16 bytes, a CPU one's 5,056)."""
+    return state.get("device") or ("cuda" if state["gens"]["shuf"].numel() == 16 else "cpu")
+
+
 def _resume(run: _Run, path: Path) -> None:
-    """Continue `run` from the checkpoint at `path` (written by `_save_checkpoint`)."""
+    """Continue `run` from the checkpoint at `path` (written by `_save_checkpoint`). One written on another
+    device type is moved aside (``<name>.<type>``, kept) and refused: the run then starts afresh when it
+    is tried again, and is never marked failed on every retry."""
     state = torch.load(path, map_location=run.ctx.device, weights_only=False)
     if state["key"] != run.spec.key():
         raise ValueError(f"checkpoint {path} belongs to run {state['key']}, not {run.spec.key()}")
+    made_on = _checkpoint_device(state)
+    if made_on != run.ctx.device.type:
+        aside = path.with_name(f"{path.name}.{made_on}")
+        os.replace(path, aside)
+        raise ForeignCheckpoint(f"checkpoint {path.name} was written on {made_on}, and this run trains on "
+                                f"{run.ctx.device.type}: its random streams cannot go on here; moved it to "
+                                f"{aside.name}, so the run starts afresh when it is tried again")
     run.model.load_state_dict(state["model"])
     run.ema.model.load_state_dict(state["ema"])
     run.opt.load_state_dict(state["opt"])
@@ -507,9 +534,11 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
           stop_after: int | None = None) -> RunRecord:
     """Train one run described by `spec` and return its record.
 
-    device: default CUDA when available, else CPU. quiet: no progress bar. checkpoint_dir: save
-    ``<spec.key()>.pt`` there after every epoch (atomically), resume from it when present, delete
-    it at the end. keep_probs: keep the float16 softmax of the final model on the test set.
+    device: cpu, cuda or cuda:N, of the spec's device class (default: that class; `vml.device.resolve`
+    refuses another class, and CUDA where there is none). quiet: no progress bar. checkpoint_dir: save
+    ``<spec.key()>.pt`` there (atomically; after the first epoch, then at most every CHECKPOINT_EVERY_S
+    seconds of training), resume from it when present, delete it at the end. keep_probs: keep the
+    float16 softmax of the final model on the test set.
     data: use this dataset instead of loading `spec.dataset` (tests, benchmarks).
     trace: test hook, called as trace("init", model), trace("epoch", epoch, perm, dy, dx, flip)
     and trace("final", model, ema_model).
@@ -517,7 +546,7 @@ def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: boo
     would (tests of resume).
     """
     trace = trace or _no_trace
-    dev = _resolve_device(device)
+    dev = devices.resolve(spec.device, device, f"the {spec.profile} run {spec.key()}")
     kernels = bf16.kernels(dev)  # a bad VML_BF16_KERNELS fails here, before anything trains
     _setup_determinism(dev)
     ds = vdata.train_subset(data if data is not None else vdata.load_dataset(spec.dataset), spec.train_subset)
@@ -533,15 +562,17 @@ def _train(spec: RunSpec, ds: vdata.Dataset, dev: torch.device, checkpoint_dir: 
         _resume(run, ckpt)
     bar = tqdm(total=run.total, initial=run.epoch * run.steps, desc=f"{spec.model} {spec.loss} seed {spec.seed}",
                unit="it", leave=False, file=sys.stderr, dynamic_ncols=True, disable=quiet)
-    logits = None
+    logits, saved_at = None, None
     while run.epoch < spec.epochs:
         log, lr = _train_epoch(run, bar, trace)
         logits = _end_epoch(run, log, lr)
         row = run.epochs[-1]
         bar.set_postfix(epoch=run.epoch, loss=f"{row['train_loss']:.3f}", acc=f"{100 * row['test_acc']:.1f}%",
                         lam=f"{row['lambda_mean']:.3f}")
-        if ckpt is not None and run.epoch < spec.epochs:
+        if ckpt is not None and run.epoch < spec.epochs and (saved_at is None
+                                                             or run.wall() - saved_at >= CHECKPOINT_EVERY_S):
             _save_checkpoint(run, ckpt)
+            saved_at = run.wall()
         if stop_after is not None and stop_after <= run.epoch < spec.epochs:
             bar.close()
             return None  # type: ignore[return-value]
@@ -572,8 +603,12 @@ def add_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--precision", default=None, choices=PRECISIONS)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--checkpoint-dir", default=None, help="checkpoint after each epoch here and resume")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: the profile's: cuda for gpu and paper, which refuse to start "
+                        "without it, cpu otherwise); the device class is part of the run's key")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help=f"checkpoint here (after the first epoch, then at most every {CHECKPOINT_EVERY_S:.0f} s) "
+                        "and resume")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the record as one JSON object on the last line")
     p.set_defaults(func=_cli_train)
@@ -585,14 +620,12 @@ def _cli_train(args: argparse.Namespace) -> int:
                                                 "label_smoothing", "precision") if getattr(args, k) is not None}
     if args.model is not None and args.width is None:  # the profile's width for this architecture
         overrides = {**ARCH_SETTINGS.get(args.profile, {}).get(args.model, {}), **overrides}
+    if args.device is not None:  # the device class is the spec's (and its key's); the index only says which GPU
+        overrides["device"] = devices.parse(args.device).type
     spec = profile_spec(args.profile, loss=args.loss, seed=args.seed, vary=args.vary, **overrides)
-    if args.device is not None:
-        try:
-            dev = torch.device(args.device)
-        except RuntimeError:
-            raise ValueError(f"--device {args.device!r} is not a device; use cpu, cuda or cuda:N") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device!r}: no CUDA device here; use cpu")
+    devices.resolve(spec.device, args.device,  # before any data is loaded
+                    f"--device {args.device}" if args.device else f"the {args.profile} profile",
+                    ", or train the CPU run of the same settings with --device cpu (another run, with its own key)")
     record = train(spec, device=args.device, quiet=args.quiet, checkpoint_dir=args.checkpoint_dir)
     print(record.summary())
     if args.json:

@@ -7,7 +7,9 @@ The design was fixed, and committed, before any of its runs was trained:
   length chosen by the pilot rule `studies.long_epochs`), and the `reactivity-long` study (the
   profile's network, FastNet on `cpu`, on a tenth of CIFAR-10 for 40 epochs, 20 seeds per arm);
 * the same three tests at the `gpu` profile (its own network and lengths) form a second column,
-  declared before any `gpu` run;
+  declared before any `gpu` run; its long arm's lengths (60 or 45 epochs, against the short arm's 30)
+  were fixed before any `gpu` run too, where they had been the cpu ones (15 or 11), shorter than its
+  short arm (`studies.POWERED_EPOCHS_LONG_BY_PROFILE`);
 * each: the two-sided F test of equal variances on final-model test accuracy, with Holm's correction
   across the three; the exact F interval for Var. Red. beside a percentile-bootstrap interval;
 * reading rule (`read_primary`), applied once an arm has all its runs, never before.
@@ -82,7 +84,7 @@ def power_table(dist_sd: float, floor_sd: float, ns: tuple[int, ...] = (5, 20, P
 # ----------------------------------------------------------------------------- the pilot
 
 def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The long arm's pilot (Base, `PILOT_SEEDS`, `POWERED_EPOCHS_LONG` epochs): one row per stored run
+    """The long arm's pilot (Base, `PILOT_SEEDS`, the pilot's length `studies.long_arm_lengths`): one row per stored run
     (seed, test accuracy in %, the median epoch's wall time in minutes, CPU; the median, because a run
     resumed across sessions counts the pause in the epoch it spans), and a summary: runs stored of all, and once all
     are stored their observed SD, test-set floor and distribution-level SD (pp), the length the declared
@@ -99,7 +101,7 @@ def pilot(profile: str = "cpu", root: Any = None) -> tuple[pd.DataFrame, dict[st
         labels = store.labels(profile, items[0].spec.dataset, root)
         obs, floor, dist = floor_and_spread([rec["arrays"]["preds"] == labels for _, rec in runs])
         summary.update(observed_sd=obs, floor_sd=floor, distribution_sd=dist, ratio=obs / floor,
-                       rule=studies.long_epochs(obs, floor))
+                       rule=studies.long_epochs(obs, floor, profile))
     return table, summary
 
 
@@ -163,7 +165,7 @@ def primary_label(study: str, arm: str, profile: str) -> str:
     s = items[0].spec
     data = f", {100 * s.train_subset / CIFAR10_TRAIN:.0f}% of the data" if s.train_subset else ""
     held = any(i.held for i in items)
-    length = (f"{studies.POWERED_EPOCHS_LONG} or {studies.POWERED_EPOCHS_LONG_ALT} epochs (the pilot chooses)"
+    length = ("{} or {} epochs (the pilot chooses)".format(*studies.long_arm_lengths(profile))
               if held else f"{s.epochs} epochs")
     return f"{MODEL_NAMES.get(s.model, s.model)}{data}, {length}"
 
