@@ -406,6 +406,7 @@ def plot_dose_response(doses: pd.DataFrame, claimed: float | None = None, ax: Ax
            title="spread against dose")
     ax.set_xlim(-0.05 * max(doses.index), 1.05 * max(doses.index))  # every declared dose, stored or not
     ax.set_ylim(bottom=0)
+    return fig
 
 
 # ----------------------------------------------------------------------------- the answer
