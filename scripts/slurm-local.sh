@@ -124,9 +124,12 @@ stop_pid() {  # stop the daemon whose pid file is $1: SIGTERM, then SIGKILL afte
 }
 
 down() {
-  # jobs still running are ended with the daemons (slurmd's job steps are its children's children)
-  if [ -s "$dir/slurmctld.pid" ] && alive "$dir/slurmctld.pid"; then
-    SLURM_CONF=$dir/slurm.conf scancel --quiet --full --user=root 2>/dev/null || true
+  # jobs are cancelled first and given KillWait (10 s) to end: their processes belong to slurmstepd,
+  # which outlives slurmd
+  if alive "$dir/slurmctld.pid"; then
+    export SLURM_CONF=$dir/slurm.conf
+    scancel --quiet --full --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 150); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
   fi
   stop_pid "$dir/slurmd.pid"
   stop_pid "$dir/slurmctld.pid"

@@ -397,7 +397,7 @@ def submit(names: list[str], profile: str, *, executor: str, root: str | None = 
     task = Task(slurm.provenance(), opts.requeues)
     jobs_ = ex.map_array(task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n)
     if executor == "slurm" and jobs_:
-        slurm.note_submission(profile, abs_root, jobs_[0].job_id.split("_")[0], shares)
+        slurm.note_submission(profile, abs_root, [j.job_id for j in jobs_], shares)
     return jobs_, folder, len(items)
 
 
@@ -584,7 +584,7 @@ def _cli_submit(args: Any) -> int:
         _print_held(args.studies, args.profile, args.seeds, args.root)
         return 0
     ids = sorted({j.job_id.split("_")[0] for j in jobs})  # Slurm: one array; local: one process per task
-    logs = (str(folder).replace("%j", f"{ids[0]}_<task>") if args.executor == "slurm"
+    logs = (str(folder).replace("%j", f"{ids[0]}_<task>" if len(jobs) > 1 else ids[0]) if args.executor == "slurm"
             else str(folder).replace("%j", "<job id>"))  # submitit names an array task's folder <job>_<task>
     print(f"submitted {n} run(s) as {len(jobs)} task(s) ({args.executor} job{'s' * (len(ids) > 1)} "
           f"{', '.join(ids)}); logs in {logs}")

@@ -101,10 +101,14 @@ def _ledger_dir(profile: str, root: str | Path | None) -> Path:
     return store.profile_dir(profile, root) / ".submissions"
 
 
-def note_submission(profile: str, root: str | Path | None, job: str, shares: Sequence[Sequence[str]]) -> None:
-    """Note which runs each task of Slurm job array `job` trains (task i: shares[i])."""
+def note_submission(profile: str, root: str | Path | None, tasks: Sequence[str], shares: Sequence[Sequence[str]]
+                    ) -> str:
+    """Note which runs each task of a Slurm submission trains (tasks[i], an array task `<job>_<i>` or, for
+    one task, the job itself: shares[i]); returns the job id."""
+    job = tasks[0].split("_")[0]
     atomic_write_text(_ledger_dir(profile, root) / f"{job}.json", json.dumps(
-        {"job": job, "time": time.time(), "tasks": {f"{job}_{i}": list(s) for i, s in enumerate(shares)}}) + "\n")
+        {"job": job, "time": time.time(), "tasks": {t: list(s) for t, s in zip(tasks, shares)}}) + "\n")
+    return job
 
 
 def submissions(profile: str, root: str | Path | None = None) -> dict[str, dict[str, list[str]]]:
