@@ -179,6 +179,12 @@ true
     assert all("ended without it (cancelled, killed, or out of requeues)" in line for line in missing)
 
 
+def test_wait_is_for_slurm_only(tmp_path, capsys):
+    assert main(["run", STUDY, "--profile", "smoke", "--root", str(tmp_path), "--executor", "local", "--wait"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m vml run: error: --wait is for --executor slurm, not local (which waits for its runs anyway)"]
+
+
 def test_wait_exits_0_when_every_run_is_stored(tmp_path, fake_slurm, capsys):
     root = tmp_path / "store"
     (tmp_path / "bin" / "squeue").write_text(f"""#!/bin/sh

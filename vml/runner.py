@@ -551,6 +551,8 @@ def _cli_run(args: Any) -> int:
         if n != "all":
             get_study(n)
     _set_claim_timeout(args.claim_timeout)
+    if args.wait and args.executor != "slurm":
+        raise ValueError(f"--wait is for --executor slurm, not {args.executor} (which waits for its runs anyway)")
     if args.executor in ("slurm", "local"):
         return _cli_submit(args)
     if args.executor == "processes" and args.jobs < 2:
