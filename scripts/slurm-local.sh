@@ -10,8 +10,9 @@
 # State, spool, logs and the config live in $SLURM_LOCAL_DIR (default: .slurm-local in the repository).
 # $SLURM_LOCAL_PORT (default 6817) is slurmctld's port, slurmd takes the next one. $SLURM_LOCAL_TASK_PLUGIN
 # (default task/affinity, which pins each task to its CPUs without cgroups; task/none lets every task
-# see every core). Exit status 3: this machine cannot run it (not root, no apt, no packages); the
-# reason is printed on stderr, and the tests skip with it.
+# see every core). Exit status 3: this machine cannot run it (not root, no apt, the packages do not
+# install); the reason is printed on stderr, and the tests skip with it. Exit status 1: the daemons did
+# not come up (their logs are in $SLURM_LOCAL_DIR).
 set -euo pipefail
 
 cmd=${1:-}
@@ -21,7 +22,8 @@ port=${SLURM_LOCAL_PORT:-6817}
 task_plugin=${SLURM_LOCAL_TASK_PLUGIN:-task/affinity}
 packages=(slurmctld slurmd slurm-client munge)
 
-cannot() { echo "slurm-local: $*" >&2; exit 3; }
+cannot() { echo "slurm-local: $*" >&2; exit 3; }   # this machine cannot: the tests skip
+fail() { echo "slurm-local: $*" >&2; exit 1; }     # it should have worked: the tests fail
 say() { echo "slurm-local: $*" >&2; }
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -49,7 +51,7 @@ start_munge() {
   install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge
   runuser -u munge -- munged
   for _ in $(seq 50); do munge_ok && break; sleep 0.1; done
-  munge_ok || cannot "munged did not start (see /var/log/munge/munged.log)"
+  munge_ok || fail "munged did not start (see /var/log/munge/munged.log)"
   cp /run/munge/munged.pid "$dir/munged.pid"  # ours: `down` stops it
 }
 
@@ -59,7 +61,7 @@ write_conf() {
   cat >"$dir/slurm.conf" <<EOF
 # written by scripts/slurm-local.sh: one node, this machine
 ClusterName=local
-SlurmctldHost=$(hostname -s)
+SlurmctldHost=$(uname -n | cut -d. -f1)
 SlurmUser=root
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
@@ -105,7 +107,7 @@ up() {
       sinfo -h -o %T 2>/dev/null | grep -qE '^idle' && break
       sleep 0.1
     done
-    sinfo -h -o %T 2>/dev/null | grep -qE '^idle' || { down; cannot "the node did not come up (see $dir/*.log)"; }
+    sinfo -h -o %T 2>/dev/null | grep -qE '^idle' || { down; fail "the node did not come up (see $dir/*.log)"; }
     say "up: partition debug, $(sinfo -h -o '%c CPUs on node %N')"
   fi
   echo "export SLURM_CONF=$dir/slurm.conf"

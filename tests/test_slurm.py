@@ -9,6 +9,7 @@ import stat
 
 import pytest
 import submitit
+import torch
 
 from vml import runner, slurm, store
 from vml.cli import main
@@ -131,12 +132,17 @@ def test_runs_of_tasks_still_in_the_queue_are_not_submitted_again(tmp_path, fake
     assert main(submit_args(root)) == 0  # both tasks are queued: every run is taken
     assert sbatch_calls(tmp_path) == 1
     assert capsys.readouterr().out.startswith("nothing to submit")
+    share0 = slurm.submissions("smoke", root.resolve())["4242"]["4242_0"]
+    store.checkpoint_dir("smoke", root).mkdir()
+    torch.save({"epoch": 1}, store.checkpoint_dir("smoke", root) / f"{share0[0]}.pt")  # stopped part way, requeued
+    store.journal("smoke", "requeued", None, root, task="4242_0", requeued=1)
     assert main(["status", "--profile", "smoke", "--root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "in Slurm's queue" in out and "  job 4242: 1 pending, 1 running; 4 run(s) not stored yet" in out
+    assert "in Slurm's queue" in out
+    assert "  job 4242: 1 pending, 1 running; 4 run(s) not stored yet; requeued after a stop: 4242_0 (1x)" in out
+    assert f"  {share0[0]} epoch 1 of 2: resumed by Slurm task 4242_0, queued" in out
     (tmp_path / "queue.txt").write_text("4242_1|RUNNING|None\n")  # task 0 ended without its runs
-    share0 = set(slurm.submissions("smoke", root.resolve())["4242"]["4242_0"])
-    assert {i.spec.key() for i in runner.submittable([STUDY], "smoke", str(root.resolve()))} == share0
+    assert {i.spec.key() for i in runner.submittable([STUDY], "smoke", str(root.resolve()))} == set(share0)
     (tmp_path / "queue.txt").write_text("")  # the array has left the queue
     assert main(submit_args(root)) == 0
     assert sbatch_calls(tmp_path) == 2

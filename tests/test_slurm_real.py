@@ -223,8 +223,12 @@ def test_a_run_that_meets_its_time_limit_requeues_itself_and_finishes(cluster, r
     while not any(e["event"] == "requeued" for e in journal(root)):
         assert time.time() < deadline, "the task did not requeue itself"
         time.sleep(0.2)
+    slurm(cluster, "scontrol", "hold", task)  # requeued, it starts again within ~10 s: held while we look
     status = vml(cluster, "status", "--profile", "smoke", "--root", str(root)).stdout
-    assert f"requeued after a stop: {task} (1x)" in status, status
+    slurm(cluster, "scontrol", "release", task)
+    left = len(keys(seeds=(1,)) - {p.stem for p in store.iter_records("smoke", root)})
+    assert f"  job {task}: 1 pending; {left} run(s) not stored yet; requeued after a stop: {task} (1x)" in status, status
+    assert f"  {frozen.key} epoch 1 of 2: resumed by Slurm task {task}, queued" in status, status
     wait_until_gone(cluster, job)
     assert {p.stem for p in store.iter_records("smoke", root)} == keys(seeds=(1,))
     assert [(e["key"], e["reason"]) for e in journal(root) if e["event"] == "stopped"] == [

@@ -606,7 +606,11 @@ def _wait(args: Any, jobs: list[submitit.Job]) -> int:
     job = jobs[0].job_id.split("_")[0]
     tasks = slurm.submissions(args.profile, store.results_root(args.root).resolve())[job]
     results = {j.job_id: j.paths.result_pickle for j in jobs}
-    problems = slurm.wait(job, tasks, args.profile, store.results_root(args.root).resolve(), results)
+    try:
+        problems = slurm.wait(job, tasks, args.profile, store.results_root(args.root).resolve(), results)
+    except slurm.SlurmError as e:
+        print(f"cannot follow job {job} any more: {e}; `python -m vml status` shows where it stands", file=sys.stderr)
+        return 1
     for line in problems:
         print(line, file=sys.stderr)
     stored = sum(len(keys) for keys in tasks.values()) - len(problems)
@@ -614,18 +618,21 @@ def _wait(args: Any, jobs: list[submitit.Job]) -> int:
     return 1 if problems else 0
 
 
-def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
-    """One line per run trained part way: its epochs done of all, and who resumes it."""
+def _print_checkpoints(profile: str, root: str | None, live: set[str], queued: dict[str, list[str]]) -> None:
+    """One line per run trained part way: its epochs done of all, and who resumes it (`queued`: Slurm
+    task -> its runs, for the tasks still in Slurm's queue)."""
     done = store.checkpoint_epochs(profile, root)
     if not done:
         return
     specs = {i.spec.key(): i.spec for i in plan(["all"], profile)}
+    in_task = {k: t for t, keys in queued.items() for k in keys}
     print("\ncheckpoints (runs trained part way):")
     for key, n in done.items():
         spec = specs.get(key)
         of = f" of {spec.epochs}" if spec else " (a run of no study)"
         state = ("in training" if key in live else
                  "stored since (the checkpoint is left over)" if spec and store.exists(spec, root) else
+                 f"resumed by Slurm task {in_task[key]}, queued" if key in in_task else
                  "resumed when a `run` reaches it")
         print(f"  {key} epoch {n}{of}: {state}")
 
@@ -653,11 +660,15 @@ def _cli_status(args: Any) -> int:
             print(f"  {c.key} {'stale' if c.stale(now) else 'live '} host {c.host} pid {c.pid} task {c.task} "
                   f"since {_fmt_time(c.since)}, heartbeat {now - c.heartbeat:.0f} s ago"
                   + (" (older version: no heartbeat)" if c.legacy else ""))
-    _print_checkpoints(args.profile, args.root, {c.key for c in found if not c.stale(now)})
-    queued = slurm.queue_lines(args.profile, args.root)
-    if queued:
+    try:
+        queued = slurm.queued_tasks(args.profile, args.root)
+        lines = slurm.queue_lines(args.profile, args.root, queued)
+    except slurm.SlurmError as e:
+        queued, lines = {}, [f"  cannot ask Slurm which submitted tasks are queued: {e}"]
+    _print_checkpoints(args.profile, args.root, {c.key for c in found if not c.stale(now)}, queued)
+    if lines:
         print("\nin Slurm's queue (submitted; a task stopped by its time limit requeues itself):")
-        for line in queued:
+        for line in lines:
             print(line)
     failed = store.failures(args.profile, args.root)
     if failed:

@@ -179,12 +179,9 @@ def requeues(profile: str, root: str | Path | None = None) -> dict[str, int]:
     return counts
 
 
-def queue_lines(profile: str, root: str | Path | None = None) -> list[str]:
-    """For `status`: each noted job still in Slurm's queue, its tasks by state, requeued ones and runs left."""
-    try:
-        tasks = queued_tasks(profile, root)
-    except SlurmError as e:
-        return [f"  cannot ask Slurm which submitted tasks are queued: {e}"] if submissions(profile, root) else []
+def queue_lines(profile: str, root: str | Path | None, tasks: dict[str, list[str]]) -> list[str]:
+    """For `status`: each job of `tasks` (`queued_tasks`), its tasks by state, the requeued ones and its
+    runs not stored yet."""
     if not tasks:
         return []
     states = queue(sorted({t.split("_")[0] for t in tasks}))
