@@ -225,7 +225,9 @@ def test_a_run_that_meets_its_time_limit_requeues_itself_and_finishes(cluster, r
         time.sleep(0.2)
     slurm(cluster, "scontrol", "hold", task)  # requeued, it starts again within ~10 s: held while we look
     status = vml(cluster, "status", "--profile", "smoke", "--root", str(root)).stdout
+    again = vml(cluster, "run", STUDY, "--profile", "smoke", "--root", str(root), *SUBMIT, "--seeds", "1")
     slurm(cluster, "scontrol", "release", task)
+    assert again.stdout.startswith("nothing to submit"), again.stdout + again.stderr  # the queued task has them
     left = len(keys(seeds=(1,)) - {p.stem for p in store.iter_records("smoke", root)})
     assert f"  job {task}: 1 pending; {left} run(s) not stored yet; requeued after a stop: {task} (1x)" in status, status
     assert f"  {frozen.key} epoch 1 of 2: resumed by Slurm task {task}, queued" in status, status
