@@ -3,7 +3,6 @@ threads, self-requeue on the time-limit warning, the queue ledger, --wait, --tim
 code a task runs. tests/test_slurm_real.py runs the same path on a real single-node Slurm."""
 import json
 import os
-import pickle
 import signal
 import stat
 

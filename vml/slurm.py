@@ -9,7 +9,6 @@ and notes its commit and interpreter in the journal (event ``task``).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
