@@ -324,8 +324,9 @@ class Task:
     def __init__(self, origin: dict[str, Any], requeues: int, requeued: int = 0) -> None:
         self.origin, self.requeues, self.requeued = origin, requeues, requeued
 
-    def __call__(self, names: list[str], profile: str, keys: list[str], root: str, jobs: int,
-                 threads: int | None) -> int:
+    def __call__(self, *args: Any) -> int:
+        """`run_task(*args)`, whose second and fourth arguments are the profile and the store's root."""
+        profile, root = args[1], args[3]
         env = submitit.JobEnvironment()
         here = slurm.provenance()
         store.journal(profile, "task", None, root, task=env.job_id, requeued=self.requeued,
@@ -336,14 +337,14 @@ class Task:
                                f"{self.origin['code']} in {self.origin['package']} with {self.origin['python']}); "
                                "nothing trained: submit again from the checkout whose code should run")
         try:
-            return run_task(names, profile, keys, root, jobs, threads)
+            return run_task(*args)
         except Stopped as e:
             if e.signum != signal.SIGUSR2 or env.name() != "slurm":
                 raise
             if self.requeued >= self.requeues:
                 store.journal(profile, "requeues spent", None, root, task=env.job_id, requeued=self.requeued)
                 raise
-            self._requeue(env, profile, root, (names, profile, keys, root, jobs, threads))
+            self._requeue(env, profile, root, args)
             raise  # not reached: _requeue exits
 
     def checkpoint(self, *args: Any) -> submitit.helpers.DelayedSubmission | None:
