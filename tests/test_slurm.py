@@ -168,10 +168,15 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
 def test_wait_follows_the_array_until_it_leaves_the_queue_and_fails_when_a_run_is_missing(
         tmp_path, fake_slurm, capsys):
     root = tmp_path / "store"
-    # squeue shows the array on its first two calls, then nothing; its second call stores two of the runs
+    spec = next(i.spec for i in get_study(STUDY).grid("smoke") if i.spec.key() == KEYS[3])
+    store.mark_failed(spec, "RuntimeError: an earlier attempt", root, task="17_0")  # before this submission
+    # squeue shows the array on its first two calls, then nothing; its second call stores two of the runs,
+    # and a task notes that a third one raised
+    failed = root / "smoke" / ".failed" / f"{KEYS[2]}.json"
     (tmp_path / "bin" / "squeue").write_text(f"""#!/bin/sh
 n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/n
 [ $n -eq 1 ] && for k in {' '.join(KEYS[:2])}; do echo {{}} > {root}/smoke/$k.json; done
+[ $n -eq 1 ] && echo '{{"key": "{KEYS[2]}", "error": "RuntimeError: boom", "task": "4242_0", "time": '$(date +%s)'}}' > {failed}
 [ $n -lt 2 ] && echo "4242_0|RUNNING|None" && echo "4242_1|PENDING|None"
 true
 """)
@@ -179,9 +184,11 @@ true
     captured = capsys.readouterr()
     assert code == 1
     assert "job 4242 done: 2 run(s) stored, 2 not" in captured.out
-    missing = [line for line in captured.err.splitlines() if line.startswith("run ")]
-    assert sorted(line.split()[1] for line in missing) == KEYS[2:]
-    assert all("ended without it (cancelled, killed, or out of requeues)" in line for line in missing)
+    missing = sorted(line for line in captured.err.splitlines() if line.startswith("run "))
+    assert [line.split()[1] for line in missing] == KEYS[2:]
+    assert f"run {KEYS[2]} failed in task 4242_0: RuntimeError: boom" in missing
+    task = next(t for t, keys in slurm.submission("smoke", root.resolve(), "4242")["tasks"].items() if KEYS[3] in keys)
+    assert f"run {KEYS[3]} not stored: task {task} ended without it (cancelled, killed, or out of requeues)" in missing
 
 
 def test_wait_is_for_slurm_only(tmp_path, capsys):

@@ -605,10 +605,12 @@ def _cli_submit(args: Any) -> int:
 def _wait(args: Any, jobs: list[submitit.Job]) -> int:
     """`--wait`: until the array has left Slurm's queue; 1 (and why) if any of its runs is not stored."""
     job = jobs[0].job_id.split("_")[0]
-    tasks = slurm.submissions(args.profile, store.results_root(args.root).resolve())[job]
+    root = store.results_root(args.root).resolve()
+    noted = slurm.submission(args.profile, root, job)
+    tasks = noted["tasks"]
     results = {j.job_id: j.paths.result_pickle for j in jobs}
     try:
-        problems = slurm.wait(job, tasks, args.profile, store.results_root(args.root).resolve(), results)
+        problems = slurm.wait(job, tasks, args.profile, root, results, since=noted["time"])
     except slurm.SlurmError as e:
         print(f"cannot follow job {job} any more: {e}; `python -m vml status` shows where it stands", file=sys.stderr)
         return 1

@@ -110,6 +110,11 @@ def note_submission(profile: str, root: str | Path | None, tasks: Sequence[str],
     return job
 
 
+def submission(profile: str, root: str | Path | None, job: str) -> dict[str, Any]:
+    """The note of job `job`: {job, time (of the submission), tasks: {task id -> keys}}."""
+    return store.read_json(_ledger_dir(profile, root) / f"{job}.json")
+
+
 def submissions(profile: str, root: str | Path | None = None) -> dict[str, dict[str, list[str]]]:
     """job -> {task id -> keys} of every noted submission."""
     folder = _ledger_dir(profile, root)
@@ -201,9 +206,10 @@ def queue_lines(profile: str, root: str | Path | None, tasks: dict[str, list[str
 
 
 def wait(job: str, tasks: dict[str, list[str]], profile: str, root: str | Path | None, results: dict[str, Path],
-         poll_s: float = 2.0) -> list[str]:
+         since: float, poll_s: float = 2.0) -> list[str]:
     """Wait until no task of `job` is in Slurm's queue, with a progress bar of its runs stored; returns
-    one line per run that is not stored then (and why, when its task said), empty when all are."""
+    one line per run that is not stored then (and why: its failure noted since `since`, the submission's
+    time, or its task's error), empty when all are."""
     from tqdm import tqdm
 
     keys = [k for ks in tasks.values() for k in ks]
@@ -223,7 +229,7 @@ def wait(job: str, tasks: dict[str, list[str]], profile: str, root: str | Path |
         time.sleep(poll_s)
     bar.update(stored() - bar.n)
     bar.close()
-    failed = store.failures(profile, root)
+    failed = {k: f for k, f in store.failures(profile, root).items() if f["time"] >= since}
     problems = []
     for task, ks in tasks.items():
         why = _task_error(results.get(task))
