@@ -43,15 +43,14 @@ CAPPED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 # on this machine's default path (a cell that raises or warns fails the build) while nbval runs it on
 # the capped path beside it; then `pytest tests` compares the build's executions with the committed
 # outputs (tests/test_book_outputs.py), tests the built book in a browser and runs the unit tests,
-# in two workers (`--dist loadgroup`: the real-Slurm tests share one cluster, so one worker runs them
-# all). Each process gets one thread (ONE_THREAD), so two of them fill the 2 cores without
+# in two workers. Each process gets one thread (ONE_THREAD), so two of them fill the 2 cores without
 # oversubscribed OpenMP threads spinning on each other's time slices: side by side with 2 threads
 # each, the build and nbval took longer than one after the other.
 ONE_THREAD := VML_THREADS=1 OMP_NUM_THREADS=1
 
 test: setup browser slurm
 	$(ONE_THREAD) $(MAKE) -j2 --output-sync=target book notebooks-capped
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(ONE_THREAD) $(BIN)/python -m pytest tests -n 2 --dist loadgroup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(ONE_THREAD) $(BIN)/python -m pytest tests -n 2
 
 # nbval on the capped path alone (part of `make test`)
 notebooks-capped: setup

@@ -46,6 +46,10 @@ munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 start_munge() {
   # one munged per machine, on its standard socket: reuse a running one, else start it as the munge user
   if munge_ok; then return; fi
+  if alive /run/munge/munged.pid; then  # started a moment ago (by another `up`): wait for it
+    for _ in $(seq 50); do munge_ok && return; sleep 0.1; done
+    fail "munged (pid $(cat /run/munge/munged.pid)) does not answer"
+  fi
   [ -s /etc/munge/munge.key ] || { mungekey --create >/dev/null 2>&1 || true; chown munge:munge /etc/munge/munge.key; }
   install -d -o munge -g munge -m 0755 /run/munge
   install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge

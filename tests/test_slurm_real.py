@@ -19,7 +19,7 @@ import pytest
 from vml import store
 from vml.studies import get_study
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]  # one cluster, the tests one after another
+pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-local.sh"
 STUDY = "seed-groups"  # 4 runs on the smoke profile
@@ -148,7 +148,14 @@ def reference(tmp_path_factory):
     return {p.stem: untimed(p) for p in store.iter_records("smoke", root)}
 
 
-def test_a_study_through_slurm_wait_stores_every_run_once(cluster, reference, tmp_path):
+def test_the_slurm_path_on_a_real_single_node_cluster(cluster, reference, tmp_path):
+    """One test, so that pytest-xdist runs it in one worker: the three checks share one cluster."""
+    a_study_through_slurm_wait_stores_every_run_once(cluster, reference, tmp_path / "study")
+    tasks_cancelled_and_killed_mid_run_come_back_bitwise_equal(cluster, reference, tmp_path / "stopped")
+    a_run_that_meets_its_time_limit_requeues_itself_and_finishes(cluster, reference, tmp_path / "timed-out")
+
+
+def a_study_through_slurm_wait_stores_every_run_once(cluster, reference, tmp_path):
     root = tmp_path / "store"
     out = vml(cluster, "run", STUDY, "--profile", "smoke", "--root", str(root), *SUBMIT, "--wait")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -174,7 +181,7 @@ def test_a_study_through_slurm_wait_stores_every_run_once(cluster, reference, tm
     assert again.stdout.startswith("nothing to submit"), again.stdout + again.stderr
 
 
-def test_tasks_cancelled_and_killed_mid_run_come_back_bitwise_equal(cluster, reference, tmp_path):
+def tasks_cancelled_and_killed_mid_run_come_back_bitwise_equal(cluster, reference, tmp_path):
     root = tmp_path / "store"
     sub = vml(cluster, "run", STUDY, "--profile", "smoke", "--root", str(root), *SUBMIT, "--tasks", "4")
     assert sub.returncode == 0, sub.stdout + sub.stderr
@@ -201,7 +208,7 @@ def test_tasks_cancelled_and_killed_mid_run_come_back_bitwise_equal(cluster, ref
     assert not list((root / "smoke" / ".checkpoints").glob("*.pt"))
 
 
-def test_a_run_that_meets_its_time_limit_requeues_itself_and_finishes(cluster, reference, tmp_path):
+def a_run_that_meets_its_time_limit_requeues_itself_and_finishes(cluster, reference, tmp_path):
     root = tmp_path / "store"
     sub = vml(cluster, "run", STUDY, "--profile", "smoke", "--root", str(root), *SUBMIT, "--tasks", "1",
               "--seeds", "1")
