@@ -65,13 +65,10 @@ def cluster(tmp_path_factory):
         assert down.returncode == 0, down.stderr
 
 
-def vml(env, *args, timeout=240, wait=True):
+def vml(env, *args, timeout=240):
     """`python -m vml ARGS` under umask 022, in the repository (where the tasks start too)."""
-    cmd = [sys.executable, "-m", "vml", *args]
-    kw = dict(env=env, cwd=SCRIPT.parent.parent, text=True, preexec_fn=lambda: os.umask(0o022))
-    if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
-    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+    return subprocess.run([sys.executable, "-m", "vml", *args], env=env, cwd=SCRIPT.parent.parent, text=True,
+                          capture_output=True, timeout=timeout, preexec_fn=lambda: os.umask(0o022))
 
 
 def slurm(env, *args):
