@@ -65,7 +65,7 @@ write_conf() {
   cat >"$dir/slurm.conf" <<EOF
 # written by scripts/slurm-local.sh: one node, this machine
 ClusterName=local
-SlurmctldHost=$(uname -n | cut -d. -f1)
+SlurmctldHost=$(uname -n | cut -d. -f1)(127.0.0.1)
 SlurmUser=root
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
