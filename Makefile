@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup book test browser clean notebooks notebooks-capped
+.PHONY: setup book test browser slurm clean notebooks notebooks-capped
 
 # pip byte-compiles at install (about a minute of the set-up): with PYTHONDONTWRITEBYTECODE set (as on our
 # development machines), a venv installed with --no-compile recompiles torch in every process that imports it.
@@ -26,6 +26,14 @@ browser:
 	@if { ! command -v chromium || ! command -v chromedriver; } >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
 
+# Slurm's daemons and clients for the real-Slurm tests (tests/test_slurm_real.py stands up a single-node
+# cluster with scripts/slurm-local.sh): installed where we are root with apt; elsewhere those tests skip
+# and say why.
+slurm:
+	@if ! command -v slurmctld >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    slurmctld slurmd slurm-client munge >/dev/null; fi
+
 # A second numerical path for nbval: ATen's scalar kernels and oneDNN capped at SSE4.1, which neither
 # an AVX2 nor an AVX-512 machine takes by default. A checked output that depends on the machine then
 # fails on every machine, not only on one that differs from the machine that stored it.
@@ -40,7 +48,7 @@ CAPPED_ISA := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 # each, the build and nbval took longer than one after the other.
 ONE_THREAD := VML_THREADS=1 OMP_NUM_THREADS=1
 
-test: setup browser
+test: setup browser slurm
 	$(ONE_THREAD) $(MAKE) -j2 --output-sync=target book notebooks-capped
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(ONE_THREAD) $(BIN)/python -m pytest tests -n 2
 

@@ -12,7 +12,7 @@ LAYERS = [  # bottom first, as in ARCHITECTURE.md
     {"vml.spec", "vml"},  # vml/__init__ re-exports the loss
     {"vml.train", "vml.store", "vml.merge"},
     {"vml.studies"},
-    {"vml.runner"},
+    {"vml.runner", "vml.slurm"},
     {"vml.analysis", "vml.results"},
     {"vml.plots", "vml.plots_controller"},
     {"vml.book", "vml.cli", "vml.__main__"},

@@ -3,7 +3,7 @@ imports nothing from vml)."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Callable
 
@@ -12,10 +12,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     """Call `write(f)` on a binary file next to `path`, fsync it and rename it onto `path`.
 
     The temporary file is hidden (``.<name>.tmp-<random>.tmp``) and removed if `write` or the rename
-    fails; a process killed meanwhile leaves it behind and `path` untouched."""
+    fails; a process killed meanwhile leaves it behind and `path` untouched. The file's permissions
+    follow the umask, as `open` would make them (0644 under umask 022), so that a group sharing the store
+    reads it (`tempfile.mkstemp` makes 0600 files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=".tmp")
+    fd, tmp = _create_hidden(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -25,6 +27,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_hidden(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.tmp-<random>.tmp`` beside `path`, created exclusively with mode 0666 less the umask."""
+    while True:
+        tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

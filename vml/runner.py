@@ -29,7 +29,7 @@ import submitit
 import torch
 from tqdm import tqdm
 
-from . import bf16, host, store
+from . import bf16, host, slurm, store
 from . import device as devices
 from .data import available, load_dataset  # `available` looks for files only: never loads or downloads
 from .spec import PROFILES, RunSpec
@@ -56,11 +56,16 @@ def dataset_or_none(name: str) -> Any:
 # ---------------------------------------------------------------- stopping on a signal
 
 class Stopped(Exception):
-    """Raised in the training process by SIGTERM / SIGUSR2: stop now, keep the checkpoint."""
+    """Raised in the training process by SIGTERM / SIGUSR2: stop now, keep the checkpoint. `signum`:
+    the signal (SIGUSR2 is Slurm's time-limit warning, on which a Slurm task requeues itself)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
-    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+    raise Stopped(signum)
 
 
 @contextlib.contextmanager
@@ -98,11 +103,14 @@ def _task_id() -> str | None:
 
 
 def _cores() -> int:
-    """CPU cores this process may use (Slurm's --cpus-per-task shows here, not in os.cpu_count)."""
+    """CPU cores this process may use: its CPU affinity, at most Slurm's --cpus-per-task (a cluster
+    without task pinning lets a task see every core of its node)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(n, int(slurm_cpus)) if slurm_cpus.isdigit() and int(slurm_cpus) > 0 else n
 
 
 def _todo(names: list[str], profile: str, seeds: Sequence[int] | None, keys: Sequence[str] | None,
@@ -250,7 +258,7 @@ def _run_parallel(names: list[str], profile: str, *, jobs: int, root: str | None
     with _on_stop_signals(forward):
         codes = [p.wait() for p in procs]
     if stopped:
-        raise Stopped(f"stopped by {signal.Signals(stopped[0]).name}")
+        raise Stopped(stopped[0])
     if any(codes):
         raise RuntimeError(f"a worker of `{' '.join(cmd[1:])}` failed with exit codes {codes}")
     return sum(1 for _ in store.iter_records(profile, root)) - before
@@ -271,6 +279,7 @@ class SlurmOptions:
     qos: str | None = None
     parallel: int | None = None  # tasks of the array running at once (sbatch --array=0-N%parallel)
     setup: tuple[str, ...] = ()  # shell lines run before each task (module load ..., source venv)
+    requeues: int = 3          # times a task stopped by its time-limit warning puts itself back in the queue
 
 
 def load_slurm_config(path: str | Path) -> SlurmOptions:
@@ -287,7 +296,8 @@ def load_slurm_config(path: str | Path) -> SlurmOptions:
 
 def slurm_parameters(opts: SlurmOptions, profile: str) -> dict[str, Any]:
     """submitit.SlurmExecutor parameters for `opts`: one node and one task per array element."""
-    p: dict[str, Any] = {"job_name": f"vml-{profile}", "time": opts.time, "nodes": 1, "ntasks_per_node": 1}
+    p: dict[str, Any] = {"job_name": f"vml-{profile}", "time": opts.time, "nodes": 1, "ntasks_per_node": 1,
+                         "signal_delay_s": slurm.WARNING_S[0]}
     for name, value in (("partition", opts.partition), ("gpus_per_node", opts.gpus),
                         ("cpus_per_task", opts.cpus), ("mem", opts.mem), ("account", opts.account),
                         ("qos", opts.qos), ("array_parallelism", opts.parallel)):
@@ -322,19 +332,73 @@ def make_executor(kind: str, folder: Path, opts: SlurmOptions, profile: str) -> 
 def run_task(names: list[str], profile: str, keys: list[str], root: str, jobs: int, threads: int | None,
              device: str | None = None) -> int:
     """One task of a submission: train `keys` (those still missing and unclaimed) into the store at `root`,
-    `jobs` at a time, on `threads` CPU threads in all (None: the cores Slurm gave the task), on `device`
+    `jobs` at a time, on `threads` CPU threads in all (None: the cores Slurm gave the task, `_cores`), on `device`
     (None: the profile's; a local task of a cuda profile gets its own GPU, cuda:N)."""
     task = submitit.JobEnvironment().job_id
-    per_worker = max(1, threads // jobs) if threads else None
+    per_worker = max(1, (threads or _cores()) // jobs)
     return run(names, profile, jobs=jobs, root=root, keys=keys, task=task, threads=per_worker, device=device)
+
+
+class Task:
+    """The callable each task of a submission runs (`run_task`'s arguments), pickled by submitit.
+
+    It first checks that it runs the code that submitted it (`origin`, `slurm.provenance`) and notes its
+    commit and interpreter in the journal. On Slurm, a task stopped by the time-limit warning (SIGUSR2)
+    has kept its checkpoints and released its claims; it then puts itself back in the queue, at most
+    `requeues` times, and the next start resumes its runs. submitit's own checkpointing (`checkpoint`)
+    does the same for a warning that arrives outside training. A task stopped by SIGTERM (scancel,
+    preemption) is not requeued by us."""
+
+    def __init__(self, origin: dict[str, Any], requeues: int, requeued: int = 0) -> None:
+        self.origin, self.requeues, self.requeued = origin, requeues, requeued
+
+    def __call__(self, *args: Any) -> int:
+        """`run_task(*args)`, whose second and fourth arguments are the profile and the store's root."""
+        profile, root = args[1], args[3]
+        env = submitit.JobEnvironment()
+        here = slurm.provenance()
+        store.journal(profile, "task", None, root, task=env.job_id, requeued=self.requeued,
+                      **{k: here[k] for k in ("commit", "dirty", "code", "python")})
+        if not slurm.same_code(here, self.origin):
+            raise RuntimeError(f"task {env.job_id} would run other code than the checkout that submitted it "
+                               f"(sources {here['code']} in {here['package']} with {here['python']}, not "
+                               f"{self.origin['code']} in {self.origin['package']} with {self.origin['python']}); "
+                               "nothing trained: submit again from the checkout whose code should run")
+        try:
+            return run_task(*args)
+        except Stopped as e:
+            if e.signum != signal.SIGUSR2 or env.name() != "slurm":
+                raise
+            if self.requeued >= self.requeues:
+                store.journal(profile, "requeues spent", None, root, task=env.job_id, requeued=self.requeued)
+                raise
+            self._requeue(env, profile, root, args)
+            raise  # not reached: _requeue exits
+
+    def checkpoint(self, *args: Any) -> submitit.helpers.DelayedSubmission | None:
+        """submitit's checkpointing protocol: the same task, once more requeued (None: no requeue left)."""
+        if self.requeued >= self.requeues:
+            return None
+        return submitit.helpers.DelayedSubmission(Task(self.origin, self.requeues, self.requeued + 1), *args)
+
+    def _requeue(self, env: Any, profile: str, root: str, args: tuple[Any, ...]) -> None:
+        """Save the next start (the same arguments) where submitit loads it, requeue, and end this start."""
+        delayed = self.checkpoint(*args)
+        delayed.dump(env.paths.submitted_pickle)  # type: ignore[union-attr]
+        store.journal(profile, "requeued", None, root, task=env.job_id, requeued=self.requeued + 1)
+        slurm.requeue(env.job_id)
+        print(f"task {env.job_id} stopped by its time-limit warning: requeued ({self.requeued + 1} of at most "
+              f"{self.requeues}); its runs resume from their checkpoints", file=sys.stderr, flush=True)
+        sys.exit(-1)  # as submitit does: no result file, the job is not over, Slurm starts it again
 
 
 def submittable(names: list[str], profile: str, root: str | None, seeds: Sequence[int] | None = None
                 ) -> list[GridItem]:
-    """The runs a submission sends: not stored, no live claim, dataset present here."""
-    live = {c.key for c in store.claims(profile, root) if not c.stale()}
+    """The runs a submission sends: not stored, no live claim, not in a task of an earlier submission
+    that is still in Slurm's queue (`slurm.queued_keys`), dataset present here."""
+    busy = {c.key for c in store.claims(profile, root) if not c.stale()} | slurm.queued_keys(profile, root)
     return [i for i in _todo(names, profile, seeds, None, root)
-            if i.spec.key() not in live and available(i.spec.dataset)]
+            if i.spec.key() not in busy and available(i.spec.dataset)]
 
 
 def submit(names: list[str], profile: str, *, executor: str, root: str | None = None, tasks: int | None = None,
@@ -347,6 +411,11 @@ def submit(names: list[str], profile: str, *, executor: str, root: str | None = 
     its own GPU, round-robin."""
     if tasks is not None and tasks < 1:
         raise ValueError(f"tasks={tasks!r} is not allowed; it must be an integer >= 1")
+    if opts.requeues < 0:
+        raise ValueError(f"--requeues {opts.requeues} is not allowed; it must be an integer >= 0")
+    if executor == "slurm":
+        slurm.check_time(opts.time)
+    slurm.check_tasks_import_this_code()
     items = submittable(names, profile, root, seeds)
     abs_root = str(store.results_root(root).resolve())  # the tasks may start elsewhere
     folder = Path(log_dir) if log_dir is not None else store.profile_dir(profile, abs_root) / ".jobs"
@@ -361,8 +430,11 @@ def submit(names: list[str], profile: str, *, executor: str, root: str | None = 
     ex = make_executor(executor, folder, opts, profile)
     threads = max(1, _cores() // n) if executor == "local" else None  # local tasks share this machine's cores
     per_task = [device] * n if device or not gpus else [f"cuda:{t % len(gpus)}" for t in range(n)]
-    jobs_ = ex.map_array(run_task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n,
+    task = Task(slurm.provenance(), opts.requeues)
+    jobs_ = ex.map_array(task, [names] * n, [profile] * n, shares, [abs_root] * n, [jobs] * n, [threads] * n,
                          per_task)
+    if executor == "slurm" and jobs_:
+        slurm.note_submission(profile, abs_root, [j.job_id for j in jobs_], shares)
     return jobs_, folder, len(items)
 
 
@@ -455,11 +527,15 @@ EXECUTORS = {"inline": "this process (--jobs 1) or --jobs worker processes (the 
 
 
 SLURM_FLAGS = {"partition": (str, "Slurm partition"),
-               "time": (int, f"time limit per task, minutes (default {SlurmOptions.time})"),
+               "time": (int, f"time limit per task, minutes (default {SlurmOptions.time}; at least "
+                             f"{slurm.MIN_TIME_MIN}: Slurm's warning comes {slurm.WARNING_S[0]}-{slurm.WARNING_S[1]} s "
+                             "before the limit, and the task then stops and requeues itself)"),
                "gpus": (int, "GPUs per task"), "cpus": (int, "CPUs per task"),
                "mem": (str, "memory per task, e.g. 32G"), "account": (str, "Slurm account"),
                "qos": (str, "Slurm quality of service"),
-               "parallel": (int, "tasks of the array running at once (default: no limit)")}
+               "parallel": (int, "tasks of the array running at once (default: no limit)"),
+               "requeues": (int, f"times a task stopped by its time limit requeues itself (default "
+                                 f"{SlurmOptions.requeues})")}
 
 
 def add_cli(sub: Any) -> None:
@@ -487,6 +563,8 @@ def add_cli(sub: Any) -> None:
     g.add_argument("--tasks", type=int, default=None, help="tasks in the job array (default: one per run)")
     g.add_argument("--slurm-config", default=None, help="JSON file with the options below (flags override it)")
     g.add_argument("--log-dir", default=None, help="submitit's folder (default: <store>/.jobs)")
+    g.add_argument("--wait", action="store_true",
+                   help="slurm: wait for the job array, with a progress bar of its runs; exit 1 if a run is not stored")
     for name, (kind, text) in SLURM_FLAGS.items():
         g.add_argument(f"--{name}", type=kind, default=None, help=text)
     p.add_argument("--keys", nargs="+", default=None, help=argparse.SUPPRESS)
@@ -513,6 +591,8 @@ def _cli_run(args: Any) -> int:
         if n != "all":
             get_study(n)
     _set_claim_timeout(args.claim_timeout)
+    if args.wait and args.executor != "slurm":
+        raise ValueError(f"--wait is for --executor slurm, not {args.executor} (which waits for its runs anyway)")
     if args.device is not None or args.executor != "slurm":  # a login node needs no GPU to submit
         devices.resolve(profile_device(args.profile), args.device, f"the {args.profile} profile")
     if args.executor in ("slurm", "local"):
@@ -543,35 +623,64 @@ def _cli_submit(args: Any) -> int:
     except NoSlurm as e:
         print(e, file=sys.stderr)
         return 2
+    except slurm.SlurmError as e:  # cannot tell which runs earlier submissions still hold
+        print(f"cannot submit: {e}", file=sys.stderr)
+        return 1
     if not jobs:
         print("nothing to submit: every run is stored, claimed, held, or lacks its dataset here "
               "(`python -m vml status`)")
         _print_held(args.studies, args.profile, args.seeds, args.root)
         return 0
     ids = sorted({j.job_id.split("_")[0] for j in jobs})  # Slurm: one array; local: one process per task
+    logs = (str(folder).replace("%j", f"{ids[0]}_<task>" if len(jobs) > 1 else ids[0]) if args.executor == "slurm"
+            else str(folder).replace("%j", "<job id>"))  # submitit names an array task's folder <job>_<task>
     print(f"submitted {n} run(s) as {len(jobs)} task(s) ({args.executor} job{'s' * (len(ids) > 1)} "
-          f"{', '.join(ids)}); logs in {str(folder).replace('%j', '<job id>')}")
+          f"{', '.join(ids)}); logs in {logs}")
     _print_held(args.studies, args.profile, args.seeds, args.root)
     if args.executor == "slurm":
-        return 0
+        print(f"Slurm warns each task {slurm.WARNING_S[0]}-{slurm.WARNING_S[1]} s before its --time limit; "
+              f"the task then stops, keeps its checkpoints and requeues itself (at most {opts.requeues} times)")
+        return _wait(args, jobs) if args.wait else 0
     failed = [(j.job_id, e) for j in jobs if (e := j.exception()) is not None]  # waits for the local tasks
     for job_id, e in failed:
         print(f"task {job_id} failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _print_checkpoints(profile: str, root: str | None, live: set[str]) -> None:
-    """One line per run trained part way: its epochs done of all, and who resumes it."""
+def _wait(args: Any, jobs: list[submitit.Job]) -> int:
+    """`--wait`: until the array has left Slurm's queue; 1 (and why) if any of its runs is not stored."""
+    job = jobs[0].job_id.split("_")[0]
+    root = store.results_root(args.root).resolve()
+    noted = slurm.submission(args.profile, root, job)
+    tasks = noted["tasks"]
+    results = {j.job_id: j.paths.result_pickle for j in jobs}
+    try:
+        problems = slurm.wait(job, tasks, args.profile, root, results, since=noted["time"])
+    except slurm.SlurmError as e:
+        print(f"cannot follow job {job} any more: {e}; `python -m vml status` shows where it stands", file=sys.stderr)
+        return 1
+    for line in problems:
+        print(line, file=sys.stderr)
+    stored = sum(len(keys) for keys in tasks.values()) - len(problems)
+    print(f"job {job} done: {stored} run(s) stored, {len(problems)} not")
+    return 1 if problems else 0
+
+
+def _print_checkpoints(profile: str, root: str | None, live: set[str], queued: dict[str, list[str]]) -> None:
+    """One line per run trained part way: its epochs done of all, and who resumes it (`queued`: Slurm
+    task -> its runs, for the tasks still in Slurm's queue)."""
     done = store.checkpoint_epochs(profile, root)
     if not done:
         return
     specs = {i.spec.key(): i.spec for i in plan(["all"], profile)}
+    in_task = {k: t for t, keys in queued.items() for k in keys}
     print("\ncheckpoints (runs trained part way):")
     for key, n in done.items():
         spec = specs.get(key)
         of = f" of {spec.epochs}" if spec else " (a run of no study)"
         state = ("in training" if key in live else
                  "stored since (the checkpoint is left over)" if spec and store.exists(spec, root) else
+                 f"resumed by Slurm task {in_task[key]}, queued" if key in in_task else
                  "resumed when a `run` reaches it")
         print(f"  {key} epoch {n}{of}: {state}")
 
@@ -613,7 +722,16 @@ def _cli_status(args: Any) -> int:
             print(f"  {c.key} {'stale' if c.stale(now) else 'live '} host {c.host} pid {c.pid} task {c.task} "
                   f"since {_fmt_time(c.since)}, heartbeat {now - c.heartbeat:.0f} s ago"
                   + (" (older version: no heartbeat)" if c.legacy else ""))
-    _print_checkpoints(args.profile, args.root, {c.key for c in found if not c.stale(now)})
+    try:
+        queued = slurm.queued_tasks(args.profile, args.root)
+        lines = slurm.queue_lines(args.profile, args.root, queued)
+    except slurm.SlurmError as e:
+        queued, lines = {}, [f"  cannot ask Slurm which submitted tasks are queued: {e}"]
+    _print_checkpoints(args.profile, args.root, {c.key for c in found if not c.stale(now)}, queued)
+    if lines:
+        print("\nin Slurm's queue (submitted; a task stopped by its time limit requeues itself):")
+        for line in lines:
+            print(line)
     failed = store.failures(args.profile, args.root)
     if failed:
         print("\nfailed (last attempt; `python -m vml run` retries them):")
