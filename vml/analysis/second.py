@@ -319,20 +319,25 @@ def paired_text(t: pd.DataFrame) -> str:
     return " ".join(out)
 
 
-READABLE = {"pairs": "pairs", "rho": "pair corr.", "base_sd": "SD Base (pp)", "vml_sd": "SD VML (pp)",
-            "var_red": "Var. Red. (%)", "pm_low": "paired low", "pm_high": "paired high", "pm_p": "Pitman-Morgan p",
-            "pm_p_holm": "Holm p", "boot_low": "pair boot. low", "boot_high": "pair boot. high",
-            "f_low": "unpaired F low", "f_high": "unpaired F high", "diff": "mean VML − Base (pp)",
-            "verdict": "verdict"}
-
-
 def readable(t: pd.DataFrame) -> pd.DataFrame:
-    """A `paired_row` table for the page: the columns a reader needs, named in words, 2-3 figures."""
-    cols = [c for c in READABLE if c in t.columns]
-    out = t[cols].rename(columns=READABLE)
-    num = out.select_dtypes("number").columns
-    out[num] = out[num].astype(float).round(2)
-    return out
+    """A `paired_row` table for the page, in a few columns named in words: pairs and their correlation,
+    the two SDs, Var. Red. with its paired (Pitman-Morgan) 95% interval, and the Holm-adjusted p and
+    verdict where the table has them (else the unpaired F interval)."""
+    from .display import _ci
+
+    rows = []
+    for label, r in t.iterrows():
+        row = {"test": label, "pairs": f"{r['pairs']} of {r['of']}"}
+        if pd.notna(r.get("base_sd")):
+            row.update({"pair corr.": f"{r['rho']:.2f}", "SD Base / VML (pp)": f"{r['base_sd']:.2f} / {r['vml_sd']:.2f}",
+                        "Var. Red. (%)": f"{r['var_red']:.1f}", "paired 95% CI": _ci(r["pm_low"], r["pm_high"], 1)})
+            if "verdict" not in t:  # the primary tests' unpaired intervals are in their text, for the page's width
+                row["unpaired 95% CI"] = _ci(r["f_low"], r["f_high"], 1)
+        if "verdict" in t:
+            row.update({"Holm p": f"{r['pm_p_holm']:.2g}" if pd.notna(r.get("pm_p_holm")) else "",
+                        "verdict": r["verdict"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("test").fillna("")
 
 
 def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
