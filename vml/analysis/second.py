@@ -418,3 +418,31 @@ def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARG
             parts.append(f"{label}: {r['verdict']} (Var. Red. {r['var_red']:.1f}%, paired 95% interval "
                          f"{r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
     return text + "The second test: " + "; ".join(parts) + "."
+
+
+def dose_readable(t: pd.DataFrame) -> pd.DataFrame:
+    """`dose_table` for the page: per dose, its runs, mean, SD with its interval and what the controller
+    did, in words and 2-3 figures; an arm not yet complete says so."""
+    from .display import _ci
+
+    rows = []
+    for k, r in t.iterrows():
+        row = {"dose k": k, "runs": f"{int(r['runs'])} of {int(r['of'])}"}
+        if pd.notna(r.get("sd")):
+            row.update({"mean (%)": f"{r['mean']:.2f}", "SD (pp) [95% CI]": f"{r['sd']:.2f} {_ci(r['sd_low'], r['sd_high'], 2)}",
+                        "mean |dL/dℓ − 1| (%)": f"{r['excursion']:.1f}", "steps reversed (%)": f"{r['reversed']:.1f}",
+                        "steps at λ_max (%)": f"{r['at_lambda_max']:.1f}"})
+        else:
+            row["mean (%)"] = "pending"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("dose k").fillna("")
+
+
+def pooled_readable(t: pd.DataFrame) -> pd.DataFrame:
+    """`pooled_table` for the page: Var. Red. with its 95% interval, and the heterogeneity (Cochran's Q p, τ²)."""
+    from .display import _ci
+
+    return pd.DataFrame({"Var. Red. (%)": t["Var. Red. (%)"].map("{:.1f}".format),
+                         "95% CI": [_ci(lo, hi, 1) for lo, hi in zip(t["low"], t["high"])],
+                         "tests": t["tests"], "Cochran's Q p": t["Q p"].map("{:.2g}".format),
+                         "τ²": t["tau²"].map("{:.2g}".format)}, index=t.index)
