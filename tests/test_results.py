@@ -550,3 +550,13 @@ def test_the_machines_table_counts_each_primary_tests_runs_per_machine_kind(tmp_
     assert t.loc["a"].tolist() == [1, 0, 1]
     assert t.loc["a" + store.FP32_KERNELS].tolist() == [1, 0, 1]
     assert t.loc[decisive.NOT_NAMED].tolist() == [0, 0, 1]
+
+
+def test_for_readers_names_columns_in_words_and_keeps_three_significant_figures():
+    from vml.analysis.display import for_readers
+    df = pd.DataFrame({"n_base": [5, 20], "base_sd": [0.72913, np.nan], "f_p": [1.0, 0.000123456],
+                       "lag_sum": [-1621.968, 0.02049]}, index=pd.Index([1, 2], name="tau_star"))
+    out = for_readers(df)
+    assert list(out.columns) == ["runs Base", "SD Base (pp)", "F-test p", "lag sum"] and out.index.name == "τ*"
+    assert out.loc[1].tolist() == ["5", "0.729", "1", "-1620"]  # positional, never "1.0000e+00" or "-1621.968"
+    assert out.loc[2].tolist() == ["20", "–", "0.000123", "0.0205"]

@@ -116,3 +116,39 @@ def display_remedies(t: pd.DataFrame, part: str = "all") -> pd.DataFrame:
         "95% CI": [_ci(a, b) for a, b in zip(t["low"], t["high"])],
         "verdict": t["verdict"]}).set_index("method")
     return _part(out, part, ["mean acc %", "SD pp", "SD resampled pp", "training", "inference"], shared=["units"])
+
+
+# raw column names of the analysis tables, in words (any other snake_case name: underscores as spaces)
+COLUMN_NAMES = {
+    "n_base": "runs Base", "n_vml": "runs VML", "base_mean": "mean Base (%)", "vml_mean": "mean VML (%)",
+    "base_sd": "SD Base (pp)", "vml_sd": "SD VML (pp)", "mean_diff": "mean VML − Base (pp)",
+    "f_p": "F-test p", "levene_p": "Levene p", "welch_p": "Welch p", "sd_ratio": "SD ratio VML/Base",
+    "p_vml_better": "P(VML > Base)", "var_red": "Var. Red. (%)", "median_s": "median (s)",
+    "q25_s": "25th pct. (s)", "q75_s": "75th pct. (s)", "ratio_to_base": "× Base", "ours_pp": "ours (pp)",
+    "bartlett_p": "Bartlett p", "bartlett_p_working": "Bartlett p (settings that train)",
+    "observed_sd": "observed SD (pp)", "independent_sd": "test-set floor (pp)",
+    "distribution_sd": "distribution-level SD (pp)", "distribution_sd_low": "distribution-level SD, low",
+    "distribution_sd_high": "distribution-level SD, high", "sd_low": "SD, low", "sd_high": "SD, high",
+    "grad_factor": "dL/dℓ", "sigma_ref": "σ_ref", "defined_lags": "defined lags", "lambda_k": "λ_k",
+    "mean_r": "mean r", "n_pairs": "pairs", "r_lag1": "r at lag 1", "r_tau_star": "r at τ*", "tau_star": "τ*",
+}
+
+
+def _figures(x: object, digits: int) -> object:
+    """A number to `digits` significant figures, positional (1620, not 1.62e+03); anything else as it is."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return x
+    if not np.isfinite(x):
+        return "–" if np.isnan(x) else x
+    if float(x).is_integer():
+        return f"{int(x):d}"
+    return np.format_float_positional(float(x), precision=digits, unique=False, fractional=False, trim="-")
+
+
+def for_readers(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A table for the page: column (and index) names in words (`COLUMN_NAMES`), numbers to `digits`
+    significant figures, NaN as a dash."""
+    name = lambda c: COLUMN_NAMES.get(c, c.replace("_", " ") if isinstance(c, str) else c)  # noqa: E731
+    out = df.rename(columns=name).map(lambda x: _figures(x, digits))
+    out.index = out.index.set_names([name(n) if n is not None else None for n in out.index.names])
+    return out
