@@ -17,8 +17,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 # The book: every notebook is executed on a fresh kernel (see _config.yml); any warning fails the build.
+# scripts/book_config.py writes _build/_config.yml: _config.yml plus the Colab and Binder launch buttons
+# when the book's GitHub repository is known (VML_REPOSITORY_URL, GitHub Actions, or an origin on
+# github.com); it prints one line saying which.
 book: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python scripts/book_config.py --out _build/_config.yml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --config _build/_config.yml -W -n --keep-going
 
 # Headless Chromium for the browser test of the built book: installed where we are root with apt
 # (CI, fresh machines); elsewhere that test skips and says why.
