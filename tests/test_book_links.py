@@ -48,13 +48,14 @@ def test_no_machine_paths(doc):
     assert not MACHINE_PATH.findall(text), f"{doc} shows a path of the machine it was built on"
 
 
-def _article_text(page) -> str:
-    """The visible text of a page's article (the chapter, without the sidebar and the page's header)."""
+def _article_text(page, sep: str = " ") -> str:
+    """The visible text of a page's article (the chapter, without the sidebar and the page's header);
+    `sep` replaces each tag (\"\" keeps highlighted code whole: its tokens are separate spans)."""
     html = page.read_text(encoding="utf-8", errors="replace")
     start, end = html.find("<article"), html.rfind("</article>")
     body = html[start:end] if start >= 0 and end > start else html
     body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", sep, body))
 
 
 @pytest.mark.parametrize("doc", chapters())
@@ -69,7 +70,9 @@ def test_no_typed_chapter_number(doc):
 @pytest.mark.parametrize("doc", chapters())
 def test_no_bookkeeping_code_shown(doc):
     """Cells that glue numbers into the prose, train missing runs or list the store are hidden."""
-    text = _article_text(HTML / f"{doc}.html")
+    if doc == "book/api":
+        pytest.skip("the API reference names these helpers on purpose")
+    text = _article_text(HTML / f"{doc}.html", sep="")
     shown = [k for k in ("book.glue(", "book.fill(", "book.glue_answer(", "stored_and_missing(") if k in text]
     assert not shown, f"{doc}: bookkeeping code shown: {shown}"
 

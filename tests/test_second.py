@@ -235,3 +235,16 @@ def test_answer_states_what_is_ruled_out_and_gives_no_verdict_for_pending_tests(
     assert "A: 22.1%; B: 19.0%; a 20% reduction is ruled out on 1 of 2." in text
     assert "dose 5: pending: 3 of 50 pairs stored" in text
     assert "TTA: opposite (Var. Red. -40.0%, paired 95% interval -70.0% to -12.0%)" in text
+
+
+def test_the_forest_plot_draws_each_decisive_tests_paired_interval_and_none_for_the_unpaired_pool():
+    from vml.analysis import decisive, headline
+    primary, spreads = decisive.primary_table("cpu"), decisive.spread_table("cpu")
+    f = headline.forest_table(primary, spreads, "cpu")
+    decisive_rows = f[f["label"].str.contains("decisive")]
+    b, v, _ = second.pairs("powered", lambda i: i.tags.get("arm") == "short", "cpu")
+    pm = stats.var_red_estimate(stats.pitman_morgan(b, v)[0])
+    assert (decisive_rows.iloc[0]["paired_low"], decisive_rows.iloc[0]["paired_high"]) == \
+        pytest.approx((pm.low, pm.high))
+    assert decisive_rows[["paired_low", "paired_high"]].notna().all().all()
+    assert f.loc[~f["label"].str.contains("decisive"), ["paired_low", "paired_high"]].isna().all().all()

@@ -298,19 +298,23 @@ def forest_table(primary: pd.DataFrame, spreads: pd.DataFrame, profile: str | No
     """Every complete test of a Var. Red., one row each, for `plots.plot_forest`: the decisive test's
     comparisons (from `decisive.primary_table` and `decisive.spread_table`) and the 20-seed FastNet pool
     (Table 3's protocol), each with its estimate, F and bootstrap intervals, the ceiling its test-set floor
-    allows and its display verdict. (A paired interval joins as `paired_low`/`paired_high` once a test
-    with paired seeds provides one.)"""
-    from . import decisive  # the decisive test's module: imported here, where the answer is put together
+    allows and its display verdict. A decisive comparison whose arms share their seeds also gets the
+    Pitman-Morgan interval of its seed-by-seed re-analysis (`second.reanalysis_table`) as
+    `paired_low`/`paired_high`."""
+    from . import decisive, second  # the tests' modules: imported here, where the answer is put together
 
     cap = decisive.ceilings(spreads) if len(spreads) else {}
     read = decisive.readings(primary, spreads).set_index("test") if len(spreads) else pd.DataFrame()
+    paired = second.reanalysis_table(profile_or_default(profile), root)
     rows = []
     for r in primary.to_dict("records"):
         if pd.isna(r.get("f_p")):
             continue
+        pm = paired.loc[r["test"]] if r["test"] in paired.index else {}
         rows.append({"label": f"{r['test']}\n({r['of'] // 2} seeds per arm; decisive)", "var_red": r["var_red"],
                      "f_low": r["f_low"], "f_high": r["f_high"], "boot_low": r["boot_low"],
-                     "boot_high": r["boot_high"], "ceiling": cap.get(r["test"], np.nan),
+                     "boot_high": r["boot_high"], "paired_low": pm.get("pm_low", np.nan),
+                     "paired_high": pm.get("pm_high", np.nan), "ceiling": cap.get(r["test"], np.nan),
                      "verdict": read.loc[r["test"], "reading"] if r["test"] in read.index else ""})
     sg = seed_groups_table(profile, root, sizes=(20,)).iloc[0]
     if np.isfinite(sg["var_red"]):
@@ -320,8 +324,8 @@ def forest_table(primary: pd.DataFrame, spreads: pd.DataFrame, profile: str | No
                      "var_red": sg["var_red"], "f_low": sg["var_red_low"], "f_high": sg["var_red_high"],
                      "boot_low": sg["var_red_boot_low"], "boot_high": sg["var_red_boot_high"],
                      "ceiling": ceiling if ceiling is not None else np.nan, "verdict": v.label})
-    return pd.DataFrame(rows, columns=["label", "var_red", "f_low", "f_high", "boot_low", "boot_high", "ceiling",
-                                       "verdict"])
+    return pd.DataFrame(rows, columns=["label", "var_red", "f_low", "f_high", "boot_low", "boot_high", "paired_low",
+                                       "paired_high", "ceiling", "verdict"])
 
 
 def protocol_line(primary: pd.DataFrame, profile: str | None = None) -> str:
