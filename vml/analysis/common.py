@@ -45,6 +45,23 @@ def step_cost(root: Any = None) -> dict[str, Any] | None:
 
 
 
+NOT_NAMED = "not named (the store's first runs)"  # records written before they named their machine
+
+
+def runs_per_machine(labelled: Iterable[tuple[str, dict[str, Any]]], columns: Sequence[str] | None = None
+                     ) -> pd.DataFrame:
+    """Stored runs per machine kind (rows, `store.made_on`: the CPU model, marked where bf16 ran on fp32
+    kernels) and label (columns: `columns`, else the labels in the order first seen), from (label, record)
+    pairs."""
+    counts: dict[str, dict[str, int]] = {}
+    seen: list[str] = list(columns or [])
+    for label, rec in labelled:
+        seen += [] if label in seen else [label]
+        row = counts.setdefault(store.made_on(rec) or NOT_NAMED, {})
+        row[label] = row.get(label, 0) + 1
+    return pd.DataFrame.from_dict(counts, orient="index", columns=seen).fillna(0).astype(int).sort_index()
+
+
 def profile_or_default(profile: str | None) -> str:
     """`profile`, or the book's profile (`VML_BOOK_PROFILE`, default "cpu")."""
     return BOOK_PROFILE if profile is None else profile

@@ -27,7 +27,7 @@ from statsmodels.stats.multitest import multipletests
 from .. import paper, stats, store, studies
 from ..studies import POWERED_N_LONG, POWERED_N_SHORT, get_study
 from . import verdicts as vd
-from .common import MODEL_NAMES, stored_runs
+from .common import MODEL_NAMES, NOT_NAMED, runs_per_machine, stored_runs
 
 ALPHA = 0.05   # family-wise, Holm across the three primary tests
 POWER = 0.8
@@ -269,7 +269,6 @@ def analyse(arms: list[tuple[str, int, dict[str, np.ndarray]]], n_boot: int = 10
     return t
 
 
-NOT_NAMED = "not named (the store's first runs)"  # records written before they named their machine
 
 
 def budget_table(profile: str = "cpu", root: Any = None,
@@ -300,13 +299,9 @@ def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """The stored runs of each primary test (columns, `primary_label`) per machine kind that trained them
     (rows, `store.made_on`: the CPU model, marked where bf16 ran on fp32 kernels, `vml.bf16`)."""
     labels = [primary_label(study, arm, profile) for study, arm in PRIMARY]
-    counts: dict[str, dict[str, int]] = {}
-    for (study, arm), label in zip(PRIMARY, labels):
-        for item, rec in stored_runs(study, profile, root, arrays=False):
-            if item.tags.get("arm") == arm:
-                row = counts.setdefault(store.made_on(rec) or NOT_NAMED, {})
-                row[label] = row.get(label, 0) + 1
-    return pd.DataFrame.from_dict(counts, orient="index", columns=labels).fillna(0).astype(int).sort_index()
+    return runs_per_machine(((label, rec) for (study, arm), label in zip(PRIMARY, labels)
+                             for item, rec in stored_runs(study, profile, root, arrays=False)
+                             if item.tags.get("arm") == arm), labels)
 
 
 # ----------------------------------------------------------------------------- what VML does

@@ -24,7 +24,7 @@ from statsmodels.stats.multitest import multipletests
 
 from .. import stats, studies
 from ..studies import SECOND_DOSES, get_study
-from .common import stored_runs
+from .common import runs_per_machine, stored_runs
 from .decisive import ALPHA, CLAIMED, POWER, gradient_factor
 
 # the post-latch mean |gradient factor - 1| the two new doses aim at (the issue's ±10% and ±30%)
@@ -387,16 +387,8 @@ def trend_text(out: dict[str, Any]) -> str:
 def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """The stored runs of each arm of the second test (columns, `arm_label`) per machine kind that trained
     them (rows, `store.made_on`: the CPU model, marked where bf16 ran on fp32 kernels)."""
-    from .. import store
-    from .decisive import NOT_NAMED
-    counts: dict[str, dict[str, int]] = {}
-    labels: list[str] = []
-    for item, rec in stored_runs("second-test", profile, root, arrays=False):
-        label = arm_label(item)
-        labels += [label] if label not in labels else []
-        row = counts.setdefault(store.made_on(rec) or NOT_NAMED, {})
-        row[label] = row.get(label, 0) + 1
-    return pd.DataFrame.from_dict(counts, orient="index", columns=labels).fillna(0).astype(int).sort_index()
+    return runs_per_machine((arm_label(item), rec)
+                            for item, rec in stored_runs("second-test", profile, root, arrays=False))
 
 
 def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARGIN) -> str:
