@@ -248,3 +248,30 @@ def test_the_forest_plot_draws_each_decisive_tests_paired_interval_and_none_for_
         pytest.approx((pm.low, pm.high))
     assert decisive_rows[["paired_low", "paired_high"]].notna().all().all()
     assert f.loc[~f["label"].str.contains("decisive"), ["paired_low", "paired_high"]].isna().all().all()
+
+
+def _git(*args: str) -> str | None:
+    import subprocess
+    r = subprocess.run(["git", *args], cwd=store.REPO_ROOT, capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def test_every_new_run_of_the_design_started_after_its_preregistration_commit_and_trained_from_its_code():
+    import datetime as dt
+    import json
+    when = _git("show", "-s", "--format=%cI%n%s", second.PREREGISTRATION)
+    if when is None:
+        pytest.skip(f"this clone has no history with commit {second.PREREGISTRATION} (shallow or exported)")
+    committed, subject = when.splitlines()[:2]
+    assert subject.startswith("Pre-registration of the second test")
+    new = [i for i in studies.get_study("second-test").grid("cpu")
+           if (i.tags["arm"] == "tta" or i.tags["dose"] in studies.SECOND_DOSES) and store.exists(i.spec)]
+    assert new, "no new run of the design is stored"
+    for i in new:
+        rec = store.read(i.spec)
+        assert dt.datetime.fromisoformat(rec["started"]) > dt.datetime.fromisoformat(committed), i.spec.key()
+        commit = rec["git_commit"].removesuffix("-dirty")
+        if _git("cat-file", "-e", f"{commit}^{{commit}}") is not None:  # a commit of this history
+            assert _git("merge-base", "--is-ancestor", second.PREREGISTRATION, commit) is not None, i.spec.key()
+    nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
+    assert f"`{second.PREREGISTRATION}`" in "".join("".join(c["source"]) for c in nb["cells"])

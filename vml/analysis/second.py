@@ -31,6 +31,7 @@ from .decisive import ALPHA, CLAIMED, POWER, gradient_factor
 TARGET_EXCURSION = (0.10, 0.30)
 # the equivalence margin: the smallest SD reduction that would matter to a user (20% lower SD: a mean
 # over seeds as precise with 36% fewer seeds); declared before any run of this design
+PREREGISTRATION = "7f7b17f"  # the commit that fixed this design, before the first of its new runs started
 MARGIN = 20.0
 N_BOOT = 10_000   # every bootstrap of this design, seed 0
 PRIMARY = ("dose", "dose", "tta")  # the three primary tests: the two new doses, then the TTA arm
