@@ -65,10 +65,16 @@ def repository(env=os.environ, git=_git) -> tuple[str | None, str, str]:
     return None, "", ""
 
 
-def book_config(base: dict, url: str | None, branch: str) -> dict:
+def book_config(base: dict, url: str | None, branch: str, moved_to: Path | None = None) -> dict:
     """`base` (the committed `_config.yml`) with the repository and both launch services set when `url`
-    is given; unchanged otherwise."""
+    is given; unchanged otherwise. Jupyter Book resolves `sphinx.local_extensions` folders against the
+    configuration file's folder: for a copy written to the folder `moved_to`, they are rewritten to
+    point at the same folders of this repository."""
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    local = (config.get("sphinx") or {}).get("local_extensions")
+    if moved_to is not None and local:
+        config["sphinx"] = {**config["sphinx"], "local_extensions": {
+            name: os.path.relpath(ROOT / path, moved_to) + "/" for name, path in local.items()}}
     if url:
         config["repository"] = {"url": url, "branch": branch, "path_to_book": ""}
         config["launch_buttons"] = {**config.get("launch_buttons", {}), "colab_url": COLAB, "binderhub_url": BINDER}
@@ -85,8 +91,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    config = book_config(yaml.safe_load((ROOT / "_config.yml").read_text()), url, branch)
-    out = Path(a.out)
+    out = Path(a.out).resolve()
+    config = book_config(yaml.safe_load((ROOT / "_config.yml").read_text()), url, branch, moved_to=out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text("# Written by scripts/book_config.py from _config.yml: edit that file, not this one.\n"

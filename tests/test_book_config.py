@@ -58,6 +58,21 @@ def test_without_a_repository_the_committed_configuration_is_unchanged():
     assert not base.get("repository") and not base["launch_buttons"]["colab_url"]
 
 
+def test_the_written_configuration_finds_the_local_extensions_from_its_own_folder(tmp_path, monkeypatch):
+    """Jupyter Book resolves `local_extensions` against the configuration file's folder, not the book's:
+    the copy in _build/ must still name book/_ext/ (the first CI build with it failed to import it)."""
+    for var in ("VML_REPOSITORY_URL", "GITHUB_REPOSITORY", "GITHUB_SERVER_URL"):
+        monkeypatch.delenv(var, raising=False)
+    out = tmp_path / "deep" / "_config.yml"
+    assert bc.main(["--out", str(out)]) == 0
+    written = yaml.safe_load(out.read_text())["sphinx"]["local_extensions"]
+    committed = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["local_extensions"]
+    assert written.keys() == committed.keys()
+    for name in committed:
+        assert (out.parent / written[name]).resolve() == (ROOT / committed[name]).resolve()
+        assert (out.parent / written[name] / f"{name}.py").is_file()
+
+
 def _build_tiny_book(tmp_path: Path, url: str | None) -> str:
     """A one-notebook book built with this repository's `html` and `launch_buttons` settings."""
     real = yaml.safe_load((ROOT / "_config.yml").read_text())
