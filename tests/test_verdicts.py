@@ -87,7 +87,14 @@ def test_the_15_epoch_test_is_untestable_with_its_ceiling_and_keeps_the_declared
     assert small["reading"] == vd.INCONCLUSIVE and small["declared rule"] == vd.INCONCLUSIVE
     text = headline.answer_text(t, spreads)
     assert "rules out the claimed 33.3%; reductions up to 24.5% remain possible" in text
-    assert "not supported" not in text
+    assert "not supported" not in text and "paired" not in text
+
+
+def test_the_answer_adds_what_the_pairing_rules_out_on_the_first_test(decisive_tests):
+    from vml.analysis import second
+    t, spreads = decisive_tests
+    text = headline.answer_text(t, spreads, second.reanalysis_table("cpu"))
+    assert "95% CI -33% to 25%; paired by seed, the interval ends at 22.1%)." in text
 
 
 def test_table_2_reads_vgg16_on_the_seeds_that_did_not_replicate_its_wider_spread(head):

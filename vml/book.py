@@ -54,12 +54,13 @@ def answer(profile: str | None = None, root: Any = None) -> tuple[str, Figure]:
     """The first screen's answer: Markdown with the decisive test's protocol in one line and its result in
     the book's verdict vocabulary, and the forest plot of every complete test (`plots.plot_forest`)."""
     from . import paper
-    from .analysis import decisive, headline
+    from .analysis import decisive, headline, second
 
     profile = profile or BOOK_PROFILE
     primary, spreads = decisive.primary_table(profile, root), decisive.spread_table(profile, root)
+    paired = second.reanalysis_table(profile, root)
     md = (f"**Protocol.** {headline.protocol_line(primary, profile)}.\n\n"
-          f"**Result.** {headline.answer_text(primary, spreads)}")
+          f"**Result.** {headline.answer_text(primary, spreads, paired)}")
     fig = plots.plot_forest(headline.forest_table(primary, spreads, profile, root),
                             (paper.ABSTRACT["var_red_low"], paper.ABSTRACT["var_red_high"]), decisive.CLAIMED)
     return md, fig
