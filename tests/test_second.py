@@ -275,3 +275,12 @@ def test_every_new_run_of_the_design_started_after_its_preregistration_commit_an
             assert _git("merge-base", "--is-ancestor", second.PREREGISTRATION, commit) is not None, i.spec.key()
     nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
     assert f"`{second.PREREGISTRATION}`" in "".join("".join(c["source"]) for c in nb["cells"])
+
+
+def test_the_dose_tables_gradient_factor_range_lies_within_eq_10s_bounds_and_straddles_1():
+    from vml.loss import VMLConfig
+    t = second.dose_table("cpu")
+    c = VMLConfig()
+    for k in (0, 1):  # the stored controls: Base (the observer controller) and Table 5
+        lo, hi = t.loc[k, "factor_p5"], t.loc[k, "factor_p95"]
+        assert 1 - c.w_vml * c.lambda_max <= lo < 1 < hi <= 1 + c.w_vml * c.lambda_max

@@ -345,7 +345,8 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """Per dose arm (0 = Base, 1 = Table 5, then SECOND_DOSES): runs stored of declared, and once the arm is
     complete its mean and SD of test accuracy (pp) with the χ² interval of the SD, and what its controller
     did after the latch: the mean excursion |dL/dℓ - 1|, the share of reversed steps (dL/dℓ < 0) and of
-    steps with λ_t at λ_max (Base runs: the controller as an observer, at Table 5)."""
+    steps with λ_t at λ_max, and the 5th and 95th percentiles of dL/dℓ over all its runs' post-latch steps
+    (Base runs: the controller as an observer, at Table 5)."""
     from .. import store
     rows = []
     for k, items in dose_items(profile).items():
@@ -355,7 +356,7 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
             recs = [(i.spec, store.read(i.spec, root=root)) for i in have]
             acc = np.array([100 * r["test_acc"] for _, r in recs])
             s = stats.summary(acc)
-            exc, rev, top = [], [], []
+            exc, rev, top, steps = [], [], [], []
             for spec, r in recs:
                 c, it = spec.vml, r["iters"]
                 post = slice(c.warmup_steps + 1, None)
@@ -363,9 +364,11 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
                 exc.append(np.abs(g - 1).mean())
                 rev.append((g < 0).mean())
                 top.append((it["lambda"][post] >= c.lambda_max * (1 - 1e-6)).mean())
+                steps.append(g)
+            p5, p95 = np.percentile(np.concatenate(steps), [5, 95])
             row.update(mean=s.mean, sd=s.sd, sd_low=s.sd_low, sd_high=s.sd_high,
                        excursion=100 * float(np.mean(exc)), reversed=100 * float(np.mean(rev)),
-                       at_lambda_max=100 * float(np.mean(top)))
+                       at_lambda_max=100 * float(np.mean(top)), factor_p5=float(p5), factor_p95=float(p95))
         rows.append(row)
     return pd.DataFrame(rows).set_index("dose")
 
@@ -423,7 +426,9 @@ def dose_readable(t: pd.DataFrame) -> pd.DataFrame:
         row = {"dose k": k, "runs": f"{int(r['runs'])} of {int(r['of'])}"}
         if pd.notna(r.get("sd")):
             row.update({"mean (%)": f"{r['mean']:.2f}", "SD (pp) [95% CI]": f"{r['sd']:.2f} {_ci(r['sd_low'], r['sd_high'], 2)}",
-                        "mean |dL/dℓ − 1| (%)": f"{r['excursion']:.1f}", "steps reversed (%)": f"{r['reversed']:.1f}",
+                        "mean |dL/dℓ − 1| (%)": f"{r['excursion']:.1f}",
+                        "dL/dℓ, 5-95% of steps": f"{r['factor_p5']:.2f} to {r['factor_p95']:.2f}",
+                        "steps reversed (%)": f"{r['reversed']:.1f}",
                         "steps at λ_max (%)": f"{r['at_lambda_max']:.1f}"})
         else:
             row["mean (%)"] = "pending"
