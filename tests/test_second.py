@@ -284,3 +284,15 @@ def test_the_dose_tables_gradient_factor_range_lies_within_eq_10s_bounds_and_str
     for k in (0, 1):  # the stored controls: Base (the observer controller) and Table 5
         lo, hi = t.loc[k, "factor_p5"], t.loc[k, "factor_p95"]
         assert 1 - c.w_vml * c.lambda_max <= lo < 1 < hi <= 1 + c.w_vml * c.lambda_max
+
+
+def test_machine_text_says_when_no_machine_trained_both_a_dose_arm_and_its_controls():
+    import pandas as pd
+    t = pd.DataFrame({"dose 0 (Base)": [45, 0, 5], "dose 1 (Table 5)": [45, 0, 5], "dose 5": [0, 33, 0],
+                      "dose 15": [0, 33, 0]}, index=["EPYC", "Xeon", "not named"])
+    text = second.machine_text(t)
+    assert text.startswith("The dose arms' runs stored so far came from Xeon; their controls from EPYC; not named.")
+    assert "No machine trained both" in text and "cannot separate" in text
+    t.loc["EPYC", "dose 5"] = 2
+    assert "Both were trained on EPYC" in second.machine_text(t)
+    assert second.machine_text(t.assign(**{"dose 5": 0, "dose 15": 0})) == "No run of the dose arms is stored yet."

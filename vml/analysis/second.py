@@ -395,6 +395,27 @@ def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
                             for item, rec in stored_runs("second-test", profile, root, arrays=False))
 
 
+def machine_text(t: pd.DataFrame) -> str:
+    """What `machines_table` says of the pairing, in words: the machines that trained the dose arms' new runs
+    and those that trained their controls (doses 0 and 1), and whether any machine trained both. Where
+    none did, a dose arm's difference from its controls holds any effect of the machine as well as of
+    the dose."""
+    controls = [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
+    new = [c for c in t if c.startswith("dose ") and c not in controls]
+    made = lambda cols: [m for m in t.index if t.loc[m, cols].sum() > 0] if cols else []  # noqa: E731
+    m_new, m_ctl = made(new), made(controls)
+    if not m_new:
+        return "No run of the dose arms is stored yet."
+    shared = [m for m in m_new if m in m_ctl]
+    text = (f"The dose arms' runs stored so far came from {'; '.join(m_new)}; their controls from "
+            f"{'; '.join(m_ctl)}. ")
+    if shared:
+        return text + f"Both were trained on {'; '.join(shared)}, so the machine can be compared within the pairs."
+    return text + ("No machine trained both, so a dose arm's difference from its controls holds any effect of the "
+                   "machine (its kernels and their rounding) as well as of the dose; this design cannot separate "
+                   "the two.")
+
+
 def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARGIN) -> str:
     """The intro's sentences on the second design: what the decisive test's data rule out seed by seed (the
     upper ends of the paired intervals, and whether a reduction of `margin`% is ruled out), then each
