@@ -220,7 +220,7 @@ def test_dose_response_figure_draws_complete_arms_only_on_the_declared_dose_axis
     fig = plots.plot_dose_response(t, claimed=33.3)
     ax = fig.axes[0]
     xs = ax.lines[0].get_xdata()
-    assert list(xs) == [0, 1] and ax.get_xlim()[1] >= 15
+    assert list(xs) == [0, 1] and ax.get_xlim()[1] >= 15 and ax.get_yscale() == "log"
     assert ax.lines[-1].get_ydata()[0] == pytest.approx(0.7 * (1 - 0.333))
 
 
@@ -228,7 +228,7 @@ def test_answer_states_what_is_ruled_out_and_gives_no_verdict_for_pending_tests(
     import pandas as pd
     re = pd.DataFrame({"base_sd": [0.7, 0.3], "pm_high": [22.14, 19.0], "below_margin": [False, True]},
                       index=["A", "B"])
-    prim = pd.DataFrame({"base_sd": [np.nan, 0.7], "verdict": ["pending: 3 of 50 pairs stored", "opposite"],
+    prim = pd.DataFrame({"base_sd": [np.nan, 0.7], "vml_sd": [np.nan, 0.98], "verdict": ["pending: 3 of 50 pairs stored", "opposite"],
                          "var_red": [np.nan, -40.0], "pm_low": [np.nan, -70.0], "pm_high": [np.nan, -12.0]},
                         index=["dose 5", "TTA"])
     text = second.answer(re, prim)
@@ -291,8 +291,95 @@ def test_machine_text_says_when_no_machine_trained_both_a_dose_arm_and_its_contr
     t = pd.DataFrame({"dose 0 (Base)": [45, 0, 5], "dose 1 (Table 5)": [45, 0, 5], "dose 5": [0, 33, 0],
                       "dose 15": [0, 33, 0]}, index=["EPYC", "Xeon", "not named"])
     text = second.machine_text(t)
-    assert text.startswith("The dose arms' runs stored so far came from Xeon; their controls from EPYC; not named.")
+    assert text.startswith("The dose arms' runs stored came from Xeon; their controls from EPYC; not named.")
     assert "No machine trained both" in text and "cannot separate" in text
     t.loc["EPYC", "dose 5"] = 2
     assert "Both were trained on EPYC" in second.machine_text(t)
     assert second.machine_text(t.assign(**{"dose 5": 0, "dose 15": 0})) == "No run of the dose arms is stored yet."
+
+
+# ----------------------------------------------------------------------------- the dose arms in words
+
+def test_equivalence_text_says_any_reduction_is_ruled_out_when_the_whole_interval_lies_below_zero():
+    assert second.equivalence_text({"pm_high": 13.0, "below_margin": True}) == \
+        "the data rule out a Var. Red. above 13.0%: VML reduces the spread by less than 20%"
+    assert second.equivalence_text({"pm_high": 22.1, "below_margin": False}).endswith(
+        "so a reduction of 20% is not ruled out")
+    assert second.equivalence_text({"pm_high": -800.5, "below_margin": True}) == \
+        "the data rule out any reduction (the interval ends at -800.5%): VML widened the spread"
+
+
+def test_size_text_gives_the_sd_ratio_only_where_vml_doubles_base():
+    assert second.size_text({"var_red": -15.8, "base_sd": 0.73, "vml_sd": 0.84}) == "Var. Red. -15.8%"
+    assert second.size_text({"var_red": -1098.5, "base_sd": 0.73, "vml_sd": 8.74}) == \
+        "Var. Red. -1098.5%, SD 12.0 times Base's"
+
+
+def test_trend_text_gives_a_bootstrap_p_of_0_as_its_bound_and_says_which_way_the_sd_moves():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal(50)
+    doses = [0, 1, 5, 15]
+    arms = [z * np.exp(0.1 * k) for k in doses]  # the SD grows by e^0.1 per unit dose, exactly
+    est, p = stats.sd_trend(arms, doses, n_boot=1000)
+    assert est.estimate == pytest.approx(0.1) and p == 0.0
+    out = {"stored": dict.fromkeys(doses, 50), "of": 50, "slope": est.estimate, "low": est.low,
+           "high": est.high, "p": p, "n_boot": 1000}
+    text = second.trend_text(out)
+    assert f"{100 * (np.exp(1.5) - 1):+.1f}% from dose 0 to dose 15" in text
+    assert "p < 0.002, declared cut 0.05): a trend is read, and the SD grows with the dose." in text
+    down = second.trend_text({**out, "slope": -0.1, "low": -0.1, "high": -0.1, "p": 0.01})
+    assert "p = 0.01" in down and down.endswith("the SD shrinks with the dose.")
+    assert second.trend_text({**out, "p": 0.3}).endswith("no trend is read.")
+
+
+def _dose_tables(reversed_5=0.0, sd_15=8.74, verdicts=("smaller than claimed", "opposite")):
+    """A `dose_table` and `primary_table` as the second test's complete dose arms would give them."""
+    import pandas as pd
+    k5, k15 = studies.SECOND_DOSES
+    doses = pd.DataFrame({"runs": [50] * 4, "of": [50] * 4, "epochs": [5] * 4,
+                          "mean": [74.08, 74.19, 72.99, 56.35], "sd": [0.73, 0.73, 0.84, sd_15],
+                          "excursion": [1.9, 2.0, 10.2, 43.0], "factor_p5": [0.94, 0.94, 0.69, 0.0],
+                          "factor_p95": [1.02, 1.02, 1.08, 1.31], "reversed": [0, 0, reversed_5, 4.9]},
+                         index=pd.Index([0, 1, k5, k15], name="dose"))
+    row = {"of": 50, "base_sd": 0.73, "pm_low": -54.1, "pm_high": 13.0, "diff_low": -1.41, "diff_high": -0.77}
+    primary = pd.DataFrame([{**row, "vml_sd": 0.84, "var_red": -15.8, "rho": -0.05, "diff": -1.09, "verdict": verdicts[0]},
+                            {**row, "vml_sd": sd_15, "var_red": -1098.5, "rho": -0.06, "diff": -17.74,
+                             "verdict": verdicts[1]},
+                            {"of": 50, "base_sd": np.nan, "verdict": "pending: 11 of 50 pairs stored"}],
+                           index=[second.dose_label(k5, 5), second.dose_label(k15, 5), "TTA"])
+    return doses, primary
+
+
+def test_dose_text_reports_what_each_dose_did_and_the_machine_caveat_only_where_no_machine_trained_both():
+    import pandas as pd
+    k5, k15 = studies.SECOND_DOSES
+    doses, primary = _dose_tables(reversed_5=0.03)
+    apart = pd.DataFrame({"dose 0 (Base)": [50, 0], "dose 1 (Table 5)": [50, 0], f"dose {k5}": [0, 50],
+                          f"dose {k15}": [0, 50]}, index=["EPYC", "Xeon"])
+    text = second.dose_text(doses, primary, 0.48, apart)
+    assert (f"At dose {k5} the gradient factor moved by 10.2% on average after the latch (the dose was chosen for "
+            f"{100 * second.TARGET_EXCURSION[0]:.0f}%); 90% of its steps lay between 0.69 and 1.08, and it reversed "
+            "the step on fewer than 0.05% of them.") in text
+    assert "reversed the step on 4.9% of them" in text
+    assert "SD, 12.0 times" not in text and "Var. Red. -1098.5%, SD 12.0 times Base's" in text
+    assert f"mean accuracy 56.35%, -17.74 pp from Base (paired 95% CI -1.41 to -0.77)" in text
+    assert f"0.48 for Table 5 VML and -0.05 at dose {k5} and -0.06 at dose {k15}." in text
+    assert "cannot tell that from the dose" in text
+    together = apart.assign(**{f"dose {k5}": [10, 40]})
+    assert "cannot tell" not in second.dose_text(doses, primary, 0.48, together)
+    assert "never reversed the step" in second.dose_text(*_dose_tables(reversed_5=0.0), 0.48, apart)
+    pending = doses.assign(sd=[0.73, 0.73, np.nan, np.nan], runs=[50, 50, 40, 40])
+    assert second.dose_text(pending, primary, 0.48, apart) == (f"Dose {k5}: 40 of 50 runs stored. "
+                                                               f"Dose {k15}: 40 of 50 runs stored.")
+
+
+def test_dose_answer_is_empty_until_both_doses_are_complete_and_names_a_narrower_spread_only_when_supported():
+    k5, k15 = studies.SECOND_DOSES
+    doses, primary = _dose_tables()
+    text = second.dose_answer(primary, doses)
+    assert text.startswith(f"VML at {k5} and {k15} times the Table 5 dose (50 seed pairs each, 5-epoch protocol): "
+                           "the test found a narrower spread at no dose. Dose ")
+    assert "*opposite*, Var. Red. -1098.5%, SD 12.0 times Base's, paired 95% interval" in text
+    won = second.dose_answer(_dose_tables(verdicts=("supported", "opposite"))[1], doses)
+    assert f"found a narrower spread at dose {k5}." in won
+    assert second.dose_answer(primary, doses.assign(sd=[0.73, 0.73, 0.84, np.nan])) == ""

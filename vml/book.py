@@ -61,6 +61,9 @@ def answer(profile: str | None = None, root: Any = None) -> tuple[str, Figure]:
     paired = second.reanalysis_table(profile, root)
     md = (f"**Protocol.** {headline.protocol_line(primary, profile)}.\n\n"
           f"**Result.** {headline.answer_text(primary, spreads, paired)}")
+    doses = second.dose_answer(second.primary_table(profile, root), second.dose_table(profile, root))
+    if doses:  # once the second test's dose arms are complete (chapter 7c)
+        md += f"\n\n**Stronger doses.** {doses}"
     fig = plots.plot_forest(headline.forest_table(primary, spreads, profile, root),
                             (paper.ABSTRACT["var_red_low"], paper.ABSTRACT["var_red_high"]), decisive.CLAIMED)
     return md, fig

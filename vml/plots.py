@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import stats
 
@@ -391,8 +391,8 @@ def plot_controller_effect(runs: pd.DataFrame, title: str = "") -> Figure:
 @_styled
 def plot_dose_response(doses: pd.DataFrame, claimed: float | None = None, ax: Axes | None = None) -> Figure:
     """The second test's dose-response from `analysis.second.dose_table`: the across-seed SD of test
-    accuracy per dose with its 95% χ² interval (complete arms only), Base at dose 0; the paper's claimed
-    reduction from Base's SD as a dashed line when `claimed` (%) is given."""
+    accuracy per dose with its 95% χ² interval (complete arms only) on a log axis, Base at dose 0; the paper's
+    claimed reduction from Base's SD as a dashed line when `claimed` (%) is given."""
     fig, ax = _target(ax)
     t = doses.dropna(subset=["sd"]) if "sd" in doses else doses.iloc[:0]
     x = t.index.to_numpy(dtype=float)
@@ -402,10 +402,14 @@ def plot_dose_response(doses: pd.DataFrame, claimed: float | None = None, ax: Ax
         ax.axhline(t.loc[0, "sd"] * (1 - claimed / 100), color="0.4", ls="--", lw=0.9,
                    label=f"Base SD − {claimed:.3g}% (the paper's claim)")
         ax.legend(fontsize="small")
-    ax.set(xlabel="dose k (0 = Base, 1 = Table 5)", ylabel="across-seed SD of test acc. (pp)",
+    # log scale: the declared trend test is a line in log SD against the dose (`stats.sd_trend`), and a
+    # dose that breaks training can widen the spread tenfold, which a linear axis would flatten the rest by
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    ax.set(xlabel="dose k (0 = Base, 1 = Table 5)", ylabel="across-seed SD, test acc. (pp, log)",
            title="spread against dose")
     ax.set_xlim(-0.05 * max(doses.index), 1.05 * max(doses.index))  # every declared dose, stored or not
-    ax.set_ylim(bottom=0)
     return fig
 
 

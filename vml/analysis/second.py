@@ -160,6 +160,16 @@ def arm_label(item: Any) -> str:
     return f"15 epochs, {'Base' if item.spec.loss == 'base' else 'VML'}"
 
 
+def dose_label(k: int, epochs: int) -> str:
+    """The primary test of dose k in `primary_table`: 'dose 5 vs Base (5 epochs, test accuracy)'."""
+    return f"dose {k} vs Base ({epochs} epochs, test accuracy)"
+
+
+def _dose_row(primary: pd.DataFrame, k: int) -> pd.Series:
+    """The row of dose k's primary test in `primary_table`."""
+    return primary.loc[next(t for t in primary.index if t.startswith(f"dose {k} vs Base ("))]
+
+
 def progress(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """Runs stored per arm of the second test, of the runs declared (counts only: no values)."""
     from .. import store
@@ -241,10 +251,11 @@ def primary_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     once all three are complete, Holm-adjusted Pitman-Morgan p and the declared reading. A test not yet
     complete enters Holm with p = 1 and gives no verdict."""
     rows = []
+    epochs = dose_items(profile)[0][0].spec.epochs
     for k in SECOND_DOSES:
         b, v, n = pairs("second-test", lambda i: i.tags["arm"] == "dose" and i.tags["dose"] in (0, k), profile,
                         root, vml=lambda i, k=k: i.tags["dose"] == k)
-        rows.append(paired_row(f"dose {k} vs Base (5 epochs, test accuracy)", b, v, n))
+        rows.append(paired_row(dose_label(k, epochs), b, v, n))
     lead = tta_lead(profile, root)["var_red"]
     b, v, n = pairs("second-test", lambda i: i.tags["arm"] == "tta", profile, root, value="tta_acc")
     rows.append(paired_row("Table 5 vs Base (15 epochs, TTA accuracy)", b, v, n, claimed=lead))
@@ -272,7 +283,7 @@ def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
         return out
     seeds = sorted(set.intersection(*(set(v) for v in arms.values())))
     est, p = stats.sd_trend([[arms[k][s] for s in seeds] for k in arms], list(arms), n_boot=N_BOOT)
-    out.update(slope=est.estimate, low=est.low, high=est.high, p=p,
+    out.update(slope=est.estimate, low=est.low, high=est.high, p=p, n_boot=N_BOOT,
                sd={k: float(np.std([arms[k][s] for s in seeds], ddof=1)) for k in arms})
     return out
 
@@ -295,11 +306,27 @@ def pooled_table(reanalysis: pd.DataFrame) -> pd.DataFrame:
 
 def equivalence_text(row: dict[str, Any], margin: float = MARGIN) -> str:
     """What one complete paired comparison rules out, in words: the upper end of its paired interval, and
-    whether the equivalence statement at `margin` holds."""
+    whether the equivalence statement at `margin` holds. Where the whole interval lies below 0 (VML widened
+    the spread), it says that any reduction is ruled out instead."""
+    if row["pm_high"] < 0:
+        return f"the data rule out any reduction (the interval ends at {row['pm_high']:.1f}%): VML widened the spread"
     head = f"the data rule out a Var. Red. above {row['pm_high']:.1f}%"
     if row["below_margin"]:
         return f"{head}: VML reduces the spread by less than {margin:g}%"
     return f"{head}, so a reduction of {margin:g}% is not ruled out"
+
+
+def size_text(row: dict[str, Any]) -> str:
+    """A comparison's Var. Red. in words, with the SD ratio where VML's SD is at least twice Base's (there
+    a Var. Red. of, say, -1000% reads more plainly as 'SD 11.0 times Base's')."""
+    ratio = row["vml_sd"] / row["base_sd"]
+    return f"Var. Red. {row['var_red']:.1f}%" + (f", SD {ratio:.1f} times Base's" if ratio >= 2 else "")
+
+
+def mean_text(row: dict[str, Any]) -> str:
+    """The paired mean difference of a complete comparison in words (VML - Base, pp, with its 95% CI)."""
+    return (f"mean accuracy {row['diff']:+.2f} pp VML − Base (paired 95% CI {row['diff_low']:+.2f} to "
+            f"{row['diff_high']:+.2f})")
 
 
 def paired_text(t: pd.DataFrame) -> str:
@@ -316,7 +343,7 @@ def paired_text(t: pd.DataFrame) -> str:
             f"and {r['vml_sd']:.2f} pp (VML), a Var. Red. of {r['var_red']:.1f}%, paired 95% interval "
             f"{r['pm_low']:.1f}% to {r['pm_high']:.1f}% (Pitman-Morgan; pair bootstrap {r['boot_low']:.1f}% to "
             f"{r['boot_high']:.1f}%), against {r['f_low']:.1f}% to {r['f_high']:.1f}% unpaired; "
-            f"{equivalence_text(r)}.")
+            f"{equivalence_text(r)}; {mean_text(r)}.")
     return " ".join(out)
 
 
@@ -351,7 +378,7 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     rows = []
     for k, items in dose_items(profile).items():
         have = [i for i in items if store.exists(i.spec, root)]
-        row: dict[str, Any] = {"dose": k, "runs": len(have), "of": len(items)}
+        row: dict[str, Any] = {"dose": k, "runs": len(have), "of": len(items), "epochs": items[0].spec.epochs}
         if len(have) == len(items):
             recs = [(i.spec, store.read(i.spec, root=root)) for i in have]
             acc = np.array([100 * r["test_acc"] for _, r in recs])
@@ -375,7 +402,8 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
 
 def trend_text(out: dict[str, Any]) -> str:
     """The dose-response (`trend`) in words: pending with its counts, or the fitted change of the SD from
-    dose 0 to the highest dose with its bootstrap interval, p, and the declared reading."""
+    dose 0 to the highest dose with its bootstrap interval, p (a bootstrap p of 0 as the bound its resamples
+    allow, 2/n_boot), and the declared reading, with the direction of a trend that is read."""
     doses = sorted(out["stored"])
     if "slope" not in out:
         counts = ", ".join(f"dose {k}: {out['stored'][k]}" for k in doses)
@@ -383,9 +411,67 @@ def trend_text(out: dict[str, Any]) -> str:
                 f"(stored now: {counts}).")
     top = max(doses)
     change = [100 * (np.exp(top * x) - 1) for x in (out["slope"], out["low"], out["high"])]
-    read = ("a trend is read" if out["p"] < ALPHA else "no trend is read") + f" (p = {out['p']:.2g}, declared cut {ALPHA:g})"
+    p = f"p < {2 / out['n_boot']:g}" if out["p"] == 0 else f"p = {out['p']:.2g}"
+    if out["p"] < ALPHA:
+        read = f"a trend is read, and the SD {'grows' if out['slope'] > 0 else 'shrinks'} with the dose"
+    else:
+        read = "no trend is read"
     return (f"Fitted across doses {', '.join(map(str, doses))}, the SD changes by {change[0]:+.1f}% from dose 0 to "
-            f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%): {read}.")
+            f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%; {p}, declared cut "
+            f"{ALPHA:g}): {read}.")
+
+
+def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, machines: pd.DataFrame) -> str:
+    """What each new dose did, in words, once its arm is complete (`dose_table`, `primary_table`): the
+    gradient factor's mean excursion after the latch against the excursion the dose was chosen for, the
+    range of its middle 90% of steps and how often it reversed; the arm's SD against Base's with the
+    paired interval, and the paired mean difference. Then the same-seed correlations with Base against
+    Table 5's (`rho_table5`), and, where no machine trained both a dose arm and its controls
+    (`machines_table`), that the machine may loosen the pairing by itself. Pending doses: counts."""
+    target = dict(zip(SECOND_DOSES, TARGET_EXCURSION))
+    out, rhos = [], []
+    for k in SECOND_DOSES:
+        d, r = doses.loc[k], _dose_row(primary, k)
+        if pd.isna(d.get("sd")) or pd.isna(r.get("base_sd")):
+            out.append(f"Dose {k}: {int(d['runs'])} of {int(d['of'])} runs stored.")
+            continue
+        rev = ("never reversed the step" if d["reversed"] == 0 else
+               "reversed the step on fewer than 0.05% of them" if d["reversed"] < 0.05 else
+               f"reversed the step on {d['reversed']:.1f}% of them")
+        out.append(
+            f"At dose {k} the gradient factor moved by {d['excursion']:.1f}% on average after the latch (the dose "
+            f"was chosen for {100 * target[k]:.0f}%); 90% of its steps lay between {d['factor_p5']:.2f} and "
+            f"{d['factor_p95']:.2f}, and it {rev}. The {int(d['runs'])} runs' SD was {d['sd']:.2f} pp against "
+            f"Base's {r['base_sd']:.2f} pp ({size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to "
+            f"{r['pm_high']:.1f}%), and their mean accuracy {d['mean']:.2f}%, {r['diff']:+.2f} pp from Base "
+            f"(paired 95% CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f}).")
+        rhos.append(f"{r['rho']:.2f} at dose {k}")
+    if rhos:
+        m_new, m_ctl = _dose_machines(machines)
+        out.append(f"The same-seed correlation with Base was {rho_table5:.2f} for Table 5 VML and "
+                   f"{' and '.join(rhos)}.")
+        if m_new and not set(m_new) & set(m_ctl):
+            out.append("The new doses' runs were trained on another machine kind than their controls, and "
+                       "different kernels alone may loosen the pairing; this design cannot tell that from "
+                       "the dose.")
+    return " ".join(out)
+
+
+def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
+    """The new doses in one sentence for the book's answer box, once both dose arms are complete (else ""):
+    whether any dose narrowed the spread by the declared reading, and per dose its mean gradient-factor
+    excursion, verdict, size with paired interval, and paired mean difference."""
+    rows = [(k, doses.loc[k], _dose_row(primary, k)) for k in SECOND_DOSES]
+    if any(pd.isna(d.get("sd")) or pd.isna(r.get("base_sd")) for _, d, r in rows):
+        return ""
+    won = [str(k) for k, _, r in rows if r["verdict"] == SUPPORTED]
+    head = (f"VML at {' and '.join(str(k) for k, _, _ in rows)} times the Table 5 dose "
+            f"({int(rows[0][2]['of'])} seed pairs each, {int(doses['epochs'].iloc[0])}-epoch protocol): the test "
+            + (f"found a narrower spread at dose {' and '.join(won)}." if won else "found a narrower spread at no dose."))
+    per = "; ".join(f"dose {k} (gradient factor moved {d['excursion']:.0f}% on average): *{r['verdict']}*, "
+                    f"{size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to {r['pm_high']:.1f}%, mean "
+                    f"accuracy {r['diff']:+.2f} pp" for k, d, r in rows)
+    return f"{head} {per[0].upper()}{per[1:]}."
 
 
 def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
@@ -395,19 +481,24 @@ def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
                             for item, rec in stored_runs("second-test", profile, root, arrays=False))
 
 
+def _dose_machines(t: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(machines that trained the new doses' runs, machines that trained their controls) of `machines_table`."""
+    controls = [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
+    new = [c for c in t if c.startswith("dose ") and c not in controls]
+    made = lambda cols: [m for m in t.index if t.loc[m, cols].sum() > 0] if cols else []  # noqa: E731
+    return made(new), made(controls)
+
+
 def machine_text(t: pd.DataFrame) -> str:
     """What `machines_table` says of the pairing, in words: the machines that trained the dose arms' new runs
     and those that trained their controls (doses 0 and 1), and whether any machine trained both. Where
     none did, a dose arm's difference from its controls holds any effect of the machine as well as of
     the dose."""
-    controls = [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
-    new = [c for c in t if c.startswith("dose ") and c not in controls]
-    made = lambda cols: [m for m in t.index if t.loc[m, cols].sum() > 0] if cols else []  # noqa: E731
-    m_new, m_ctl = made(new), made(controls)
+    m_new, m_ctl = _dose_machines(t)
     if not m_new:
         return "No run of the dose arms is stored yet."
     shared = [m for m in m_new if m in m_ctl]
-    text = (f"The dose arms' runs stored so far came from {'; '.join(m_new)}; their controls from "
+    text = (f"The dose arms' runs stored came from {'; '.join(m_new)}; their controls from "
             f"{'; '.join(m_ctl)}. ")
     if shared:
         return text + f"Both were trained on {'; '.join(shared)}, so the machine can be compared within the pairs."
@@ -432,7 +523,7 @@ def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARG
         if pd.isna(r.get("base_sd")):
             parts.append(f"{label}: {r['verdict']}")
         else:
-            parts.append(f"{label}: {r['verdict']} (Var. Red. {r['var_red']:.1f}%, paired 95% interval "
+            parts.append(f"{label}: {r['verdict']} ({size_text(r)}, paired 95% interval "
                          f"{r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
     return text + "The second test: " + "; ".join(parts) + "."
 
