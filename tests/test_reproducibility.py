@@ -30,11 +30,12 @@ print(json.dumps(digest(train(RunSpec.from_dict(json.loads(sys.argv[1])), device
 """
 
 
-def digest(record) -> dict:
+def digest(record, ignore: tuple[str, ...] = ()) -> dict:
     """What must be bitwise equal between two trainings of one spec (a hash of every array and of the
-    record's numbers, wall times left out), and the machine the record names."""
+    record's numbers, wall times and the fields named in `ignore` left out), and the machine the record
+    names."""
     d = record.to_json_dict()
-    for k in ("wall_s", "started", "device", "machine"):
+    for k in ("wall_s", "started", "device", "machine", *ignore):
         d.pop(k)
     for e in d["epochs"]:
         e.pop("wall_s")
@@ -77,3 +78,16 @@ def test_the_capped_isa_path_and_the_thread_count_are_recorded_and_repeat_bitwis
     assert a["machine"]["threads"] == 1 and "1 threads" in a["device"]
     assert a["machine"]["aten_cpu_capability"] == "DEFAULT"
     assert a["machine"]["ATEN_CPU_CAPABILITY"] == "default" and a["machine"]["ONEDNN_MAX_CPU_ISA"] == "SSE41"
+
+
+def test_a_replica_repeats_its_original_bitwise_under_a_key_of_its_own():
+    import pytest
+
+    from vml.spec import RunSpec
+    rep = SPEC.replace(replica=1)
+    assert rep.key() != SPEC.key() and SPEC.replace(replica=0).key() == SPEC.key()
+    assert digest(train(rep, device="cpu"), ignore=("spec", "key")) == \
+        digest(train(SPEC, device="cpu"), ignore=("spec", "key"))
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match=rf"^RunSpec.replica={bad!r} is not allowed; it must be an integer >= 0"):
+            RunSpec(replica=bad)

@@ -300,3 +300,18 @@ def test_a_checkpoint_from_another_device_fails_its_run_once_then_the_next_run_t
     assert "was written on cuda" in store.failures("smoke", tmp_path)[spec.key()]["error"]
     assert main(argv) == 0 and store.exists(spec, tmp_path)  # tried again: trained from the start, once
     assert store.failures("smoke", tmp_path) == {} and events(tmp_path, "done")[spec.key()] == 1
+
+
+@pytest.mark.slow  # trains one smoke run
+def test_a_stored_run_removes_what_killed_writes_of_its_record_and_checkpoint_left_and_nothing_else(tmp_path):
+    from vml.train import train
+    spec = next(i.spec for i in get_study(STUDY).grid("smoke"))
+    ckpt_dir, folder = store.checkpoint_dir("smoke", tmp_path), store.profile_dir("smoke", tmp_path)
+    ckpt_dir.mkdir(parents=True)
+    left = [ckpt_dir / f".{spec.key()}.pt.tmp-0badcafe.tmp", folder / f".{spec.key()}.json.tmp-0badcafe.tmp"]
+    other = [ckpt_dir / f".0123456789abcdef.pt.tmp-0badcafe.tmp", folder / ".0123456789abcdef.json.tmp-0badcafe.tmp"]
+    for path in left + other:  # as a SIGKILL during `atomic_write` leaves them
+        path.write_bytes(b"half a file")
+    store.save(train(spec, checkpoint_dir=ckpt_dir), tmp_path)
+    assert store.exists(spec, tmp_path)
+    assert [p.exists() for p in left + other] == [False, False, True, True]

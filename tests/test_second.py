@@ -383,3 +383,81 @@ def test_dose_answer_is_empty_until_both_doses_are_complete_and_names_a_narrower
     won = second.dose_answer(_dose_tables(verdicts=("supported", "opposite"))[1], doses)
     assert f"found a narrower spread at dose {k5}." in won
     assert second.dose_answer(primary, doses.assign(sd=[0.73, 0.73, 0.84, np.nan])) == ""
+
+
+def test_correlation_power_matches_the_rejection_rate_of_pearsons_test_on_simulated_pairs():
+    rng = np.random.default_rng(11)
+    n, rho, sims = 30, 0.48, 4000
+    z1, z2 = rng.standard_normal((2, sims, n))
+    x, y = z1, rho * z1 + math.sqrt(1 - rho * rho) * z2
+    x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    r = (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
+    p = 2 * st.t.sf(np.abs(r) * np.sqrt((n - 2) / (1 - r * r)), n - 2)
+    assert stats.correlation_power(n, rho) == pytest.approx((p < 0.05).mean(), abs=0.03)
+    assert stats.correlation_power(n, 0.0) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match=r"^rho=1.0 is not allowed; it must be a correlation strictly between"):
+        stats.correlation_power(n, 1.0)
+
+
+# ----------------------------------------------------------------------------- the machine check
+
+def _write(root, spec, acc, cpu):
+    import json
+    path = store.record_path(spec, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": spec.key(), "spec": spec.to_dict(), "test_acc": acc / 100,
+                                "machine": {"cpu": cpu}}))
+
+
+def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_its_original_across_machines(tmp_path):
+    k, seeds = studies.MACHINE_CHECK_DOSE, list(studies.MACHINE_CHECK_SEEDS)
+    rng = np.random.default_rng(5)
+    b_orig, d_orig = 74 + rng.standard_normal(30), 73 + rng.standard_normal(30)
+    b_rep, d_rep = b_orig + 0.5 * rng.standard_normal(30), 73 + rng.standard_normal(30)
+    orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in second.dose_items("cpu")[d] if i.spec.seed in seeds}
+    rep = {(i.tags["dose"], i.spec.seed): i.spec for i in studies.get_study("machine-check").grid("cpu")}
+    assert all(sp.replica == 1 and sp.replace(replica=0) == orig[key] for key, sp in rep.items())
+    same = seeds[:5]  # these seeds' replicas trained on the originals' machine kinds ...
+    for j, s in enumerate(seeds):
+        _write(tmp_path, orig[0, s], b_orig[j], "EPYC")
+        _write(tmp_path, orig[k, s], d_orig[j], "Xeon")
+        _write(tmp_path, rep[0, s], b_orig[j] if s in same else b_rep[j], "EPYC" if s in same else "Xeon")
+        _write(tmp_path, rep[k, s], d_rep[j], "Xeon")
+    t = second.machine_check("cpu", tmp_path)
+    one, base, dose = (t.iloc[i] for i in range(3))
+    br = b_rep
+    assert one["pairs"] == 25 and one["rho"] == pytest.approx(np.corrcoef(br[5:], d_rep[5:])[0, 1])
+    assert one["machines"] == "Xeon vs Xeon"  # seeds 1-5 had their replicas on two machine kinds
+    assert one["rho_low"] < one["rho"] < one["rho_high"]
+    assert base["pairs"] == 25 and base["machines"] == "EPYC vs Xeon"  # ... so only the other 25 count here
+    assert base["rho"] == pytest.approx(np.corrcoef(b_orig[5:], b_rep[5:])[0, 1])
+    assert base["var_red"] == pytest.approx(100 * (1 - b_rep[5:].std(ddof=1) / b_orig[5:].std(ddof=1)))
+    assert dose["pairs"] == 0 and dose["machines"] == "one machine kind for 30 of 30 seeds"
+    page = second.machine_check_readable(t)
+    assert page.iloc[2]["pairs"] == "0 of 30: one machine kind for 30 of 30 seeds"
+    store.record_path(rep[k, 30], tmp_path).unlink()
+    pending = second.machine_check("cpu", tmp_path)
+    assert (pending["stored"] == 59).all() and "base_sd" not in pending
+    assert set(second.machine_check_readable(pending)["pairs"]) == {"pending: 59 of 60 runs stored"}
+
+
+def test_machine_check_text_applies_the_declared_reading():
+    import pandas as pd
+    base = {"pairs": 25, "of": 30, "machines": "Xeon vs Xeon", "base_sd": 0.7, "vml_sd": 0.8, "var_red": -14.3,
+            "rho": 0.45, "rho_low": 0.07, "rho_high": 0.72, "pm_low": -50.0, "pm_high": 12.0}
+    t = pd.DataFrame([{**base, "test": "one"},
+                      {**base, "test": "Base across", "rho": 0.1, "rho_low": -0.3, "rho_high": 0.46},
+                      {**base, "test": "dose across", "pairs": 2, "base_sd": np.nan,
+                       "machines": "one machine kind for 28 of 30 seeds"}]).set_index("test")
+    text = second.machine_check_text(t)
+    assert text.startswith("one (25 seeds, Xeon vs Xeon): pair correlation 0.45 (95% CI 0.07 to 0.72), Var. Red. -14.3% "
+                           "(paired 95% CI -50.0% to 12.0%): the pairs stay correlated at this dose on one machine")
+    assert "Base across (25 seeds, Xeon vs Xeon): pair correlation 0.10" in text
+    assert "no effect of the machine on the spread was detected." in text
+    assert "dose across: not computable (2 pairs; one machine kind for 28 of 30 seeds)." in text
+    flat = t.assign(rho_low=-0.1, pm_low=-80.0, pm_high=-5.0)
+    text = second.machine_check_text(flat)
+    assert "on one machine too the pairs are not detectably correlated" in text
+    assert "the machine changed the spread." in text
+    pending = pd.DataFrame([{"test": "one", "stored": 12, "runs": 60}]).set_index("test")
+    assert second.machine_check_text(pending) == "The machine check is pending: 12 of 60 runs stored."

@@ -118,8 +118,8 @@ def test_fields_added_later_keep_the_keys_of_stored_records():
     if rec is None:
         pytest.skip("no committed cpu store in this checkout")
     spec = RunSpec.from_dict(rec["spec"])
-    assert spec.train_subset == 0 and spec.key() == rec["key"]
-    assert spec.replace(train_subset=5000).key() != rec["key"]
+    assert spec.train_subset == 0 and spec.replica == 0 and spec.key() == rec["key"]
+    assert spec.replace(train_subset=5000).key() != rec["key"] != spec.replace(replica=1).key()
 
 
 def _truncate(path, keep=0.5):

@@ -39,6 +39,18 @@ def _create_hidden(path: Path) -> tuple[int, str]:
             continue
 
 
+def remove_leftovers(path: str | os.PathLike) -> int:
+    """Remove the temporary files that killed writers of `path` left behind (``.<name>.tmp-*.tmp``); returns
+    how many. Only for a file that one process at a time writes (a run's record or checkpoint, under its
+    claim): a live writer's temporary file of the same name would go too."""
+    path = Path(path)
+    gone = 0
+    for tmp in path.parent.glob(f".{path.name}.tmp-*.tmp"):
+        tmp.unlink(missing_ok=True)
+        gone += 1
+    return gone
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """`atomic_write` of `text` in UTF-8."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))

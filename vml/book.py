@@ -61,21 +61,30 @@ def answer(profile: str | None = None, root: Any = None) -> tuple[str, Figure]:
     paired = second.reanalysis_table(profile, root)
     md = (f"**Protocol.** {headline.protocol_line(primary, profile)}.\n\n"
           f"**Result.** {headline.answer_text(primary, spreads, paired)}")
-    doses = second.dose_answer(second.primary_table(profile, root), second.dose_table(profile, root))
-    if doses:  # once the second test's dose arms are complete (chapter 7c)
-        md += f"\n\n**Stronger doses.** {doses}"
     fig = plots.plot_forest(headline.forest_table(primary, spreads, profile, root),
                             (paper.ABSTRACT["var_red_low"], paper.ABSTRACT["var_red_high"]), decisive.CLAIMED)
     return md, fig
 
 
+def doses_answer(profile: str | None = None, root: Any = None) -> str:
+    """The answer box's last paragraph, below its figure: what VML did at the second test's stronger doses
+    (`analysis.second.dose_answer`), once both dose arms are complete; "" before."""
+    from .analysis import second
+
+    profile = profile or BOOK_PROFILE
+    text = second.dose_answer(second.primary_table(profile, root), second.dose_table(profile, root))
+    return f"**Stronger doses.** {text}" if text else ""
+
+
 def glue_answer(profile: str | None = None, root: Any = None) -> None:
-    """Glue `answer`'s Markdown as `answer_md` ({glue:md}) and its figure as `forest_fig` ({glue:figure})."""
+    """Glue `answer`'s Markdown as `answer_md` ({glue:md}), its figure as `forest_fig` ({glue:figure}) and
+    `doses_answer` as `doses_md` ({glue:md}, below the figure, so that the figure stays on the first screen)."""
     from IPython.display import Markdown  # optional: only inside a notebook kernel
 
     md, fig = answer(profile, root)
     glue("answer_md", Markdown(md))
     glue("forest_fig", fig)
+    glue("doses_md", Markdown(doses_answer(profile, root)))
 
 
 def progress(study: str, profile: str | None = None, root: Any = None) -> pd.DataFrame:

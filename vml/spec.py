@@ -15,7 +15,7 @@ VARY = ("all", "init", "aug", "shuf")
 LOSSES = ("base", "vml")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("cpu", "cuda")  # device classes: CPU and CUDA runs differ in arithmetic and random streams
-KEY_OMITTED_AT_DEFAULT = ("train_subset", "device")  # later fields: hashed only when set (see `RunSpec.key`)
+KEY_OMITTED_AT_DEFAULT = ("train_subset", "device", "replica")  # later fields: hashed only when set (`RunSpec.key`)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class RunSpec:
     # the device class the run trains on: part of the key, since a CUDA run has other random streams (the
     # shuffle and augmentation generators live on the device) and other arithmetic than a CPU run
     device: str = "cpu"
+    # 0: the run; k >= 1: the same run trained again as replica k (a key of its own, so the store keeps both).
+    # Training never reads it: on one machine a replica repeats its original bit for bit, and on another
+    # machine kind the two differ only by that machine's arithmetic (the machine check of the second test)
+    replica: int = 0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -64,6 +68,9 @@ class RunSpec:
         if not isinstance(self.train_subset, int) or isinstance(self.train_subset, bool) or self.train_subset < 0:
             raise ValueError(f"RunSpec.train_subset={self.train_subset!r} is not allowed; it must be an integer >= 0 "
                              "(0 = the whole training set)")
+        if not isinstance(self.replica, int) or isinstance(self.replica, bool) or self.replica < 0:
+            raise ValueError(f"RunSpec.replica={self.replica!r} is not allowed; it must be an integer >= 0 "
+                             "(0 = the run itself)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"RunSpec.seed={self.seed!r} is not allowed; it must be an integer >= 0")
         for name in ("lr", "width"):

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, remove_leftovers
 from .spec import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +120,7 @@ def save(record: Any, root: str | Path | None = None) -> Path:
                                                    "labels": encode_array(record.labels)}, indent=1) + "\n")
     path = record_path(spec, root)
     atomic_write_text(path, json.dumps(record_to_json(record), indent=1, sort_keys=True) + "\n")
+    remove_leftovers(path)  # of a save killed mid-write (the run's claim keeps other writers away)
     return path
 
 

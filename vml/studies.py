@@ -251,6 +251,24 @@ def _second(profile: str) -> list[GridItem]:
     return items
 
 
+# The machine check of the second test, declared after its dose arms' results were read (so it can explain
+# them, never change their verdicts): the dose arms trained on one machine kind and their controls on
+# another. Replica 1 (`RunSpec.replica`: the same run trained again) of Base and of dose MACHINE_CHECK_DOSE,
+# seeds MACHINE_CHECK_SEEDS, seed outer, so that a seed's two replicas train side by side on one machine.
+MACHINE_CHECK_DOSE = 5
+MACHINE_CHECK_SEEDS = range(1, 31)
+
+
+def _machine_check(profile: str) -> list[GridItem]:
+    """Replica 1 of the dose arms' Base control and of dose MACHINE_CHECK_DOSE (`analysis.second.machine_check`)."""
+    short = {(i.spec.loss, i.spec.seed): i.spec for i in _powered(profile) if i.tags["arm"] == "short"}
+    seeds = list(MACHINE_CHECK_SEEDS)[:SMOKE_SEEDS] if profile == "smoke" else MACHINE_CHECK_SEEDS
+    k = MACHINE_CHECK_DOSE
+    return [item for s in seeds for item in (
+        GridItem(short["base", s].replace(replica=1), {"arm": "machine-check", "dose": 0}),
+        GridItem(short["vml", s].replace(vml=dose_config(k), replica=1), {"arm": "machine-check", "dose": k}))]
+
+
 STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("seed-groups", "Table 3, Fig. 2", _pool),
     Study("sources", "Table 1", _sources),
@@ -263,6 +281,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("powered", "ours (Table 2's ResNet-14, 50 + 30 seeds)", _powered),
     Study("reactivity-long", "Fig. 1 (ours: 40 epochs, 10% of the data)", _reactivity_long),
     Study("second-test", "ours (VML at stronger doses, paired; the TTA lead on new seeds)", _second),
+    Study("machine-check", "ours (the second test's dose arms and controls trained again on one machine)",
+          _machine_check),
 )}
 
 

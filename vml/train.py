@@ -68,7 +68,7 @@ from . import data as vdata
 from . import device as devices
 from . import host
 from . import models
-from ._io import atomic_write
+from ._io import atomic_write, remove_leftovers
 from .loss import StableLossController, VarianceMinimizerLoss
 from .spec import ARCH_SETTINGS, LOSSES, PRECISIONS, PROFILES, VARY, RunSpec, profile_spec
 
@@ -581,6 +581,7 @@ def _train(spec: RunSpec, ds: vdata.Dataset, dev: torch.device, checkpoint_dir: 
     record = _record(run, logits, keep_probs)
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
+        remove_leftovers(ckpt)  # of a checkpoint save killed mid-write
     return record
 
 

@@ -32,11 +32,117 @@ TARGET_EXCURSION = (0.10, 0.30)
 # the equivalence margin: the smallest SD reduction that would matter to a user (20% lower SD: a mean
 # over seeds as precise with 36% fewer seeds); declared before any run of this design
 PREREGISTRATION = "7f7b17f"  # the commit that fixed this design, before the first of its new runs started
+# the commit that declared the machine check (`machine_check`), after the dose arms' results were read and
+# before any of its runs started
+MACHINE_CHECK_DECLARED = "pending"
 MARGIN = 20.0
 N_BOOT = 10_000   # every bootstrap of this design, seed 0
 PRIMARY = ("dose", "dose", "tta")  # the three primary tests: the two new doses, then the TTA arm
 SUPPORTED, OPPOSITE = "supported", "opposite"
 SMALLER, INCONCLUSIVE = "smaller than claimed", "inconclusive at this n"
+
+
+# ----------------------------------------------------------------------------- the machine check
+
+def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """The machine check (`studies.MACHINE_CHECK_*`, declared after the dose arms' results were read: it
+    can explain their verdicts, never change them). Three paired comparisons of test accuracy over the
+    check's seeds, each a `paired_row` (the first side in the Base columns) with the 95% Fisher interval
+    of its pair correlation (`rho_low`, `rho_high`) and the machine kinds of each side (`machines`):
+
+    1. dose k vs Base, both replicas: the dose, on the seeds whose two replicas trained on one machine kind;
+    2. Base, stored original vs replica, and 3. dose k, stored original vs replica: the machine alone,
+       on the seeds whose two runs were trained on different machine kinds (`pairs` counts those).
+
+    Each row gives counts only until every run of the check is stored."""
+    from .. import store
+    from .common import stored_runs as _runs
+    k = studies.MACHINE_CHECK_DOSE
+    seeds = list(studies.MACHINE_CHECK_SEEDS)[:studies.SMOKE_SEEDS] if profile == "smoke" else list(studies.MACHINE_CHECK_SEEDS)
+    grid = get_study("machine-check").grid(profile)
+    rep = {(i.tags["dose"], i.spec.seed): i.spec for i in grid}
+    orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in dose_items(profile)[d] if i.spec.seed in seeds}
+    stored = sum(store.exists(sp, root) for sp in rep.values())
+    labels = (f"dose {k} vs Base, both replicas (one machine per seed)",
+              "Base: stored original vs replica", f"dose {k}: stored original vs replica")
+    if stored < len(grid):
+        return pd.DataFrame([{"test": lab, "stored": stored, "runs": len(grid)} for lab in labels]).set_index("test")
+    runs = {}
+    for side, specs in (("rep", rep), ("orig", orig)):
+        for key, sp in specs.items():
+            rec = store.read(sp, root=root, arrays=False)
+            runs[side, *key] = (100 * rec["test_acc"], store.made_on(rec) or "not named")
+    rows = []
+    for lab, (a, b) in zip(labels, ((("rep", 0), ("rep", k)), (("orig", 0), ("rep", 0)), (("orig", k), ("rep", k)))):
+        within = lab == labels[0]  # the replicas: seeds whose pair trained on one machine kind; else: on two
+        use = [s for s in seeds if (runs[(*a, s)][1] == runs[(*b, s)][1]) == within]
+        x = np.array([runs[(*a, s)][0] for s in use])
+        y = np.array([runs[(*b, s)][0] for s in use])
+        kinds = lambda side: sorted({runs[(*side, s)][1] for s in use})  # noqa: E731
+        if len(use) < 4:
+            where = "two machine kinds" if within else "one machine kind"
+            rows.append({"test": lab, "pairs": len(use), "of": len(seeds),
+                         "machines": f"{where} for {len(seeds) - len(use)} of {len(seeds)} seeds"})
+            continue
+        row = paired_row(lab, x, y, len(use))
+        row["rho_low"], row["rho_high"] = stats.fisher_ci(row["rho"], len(use))
+        row["machines"] = f"{' + '.join(kinds(a))} vs {' + '.join(kinds(b))}"
+        row["of"] = len(seeds)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("test")
+
+
+def machine_check_text(t: pd.DataFrame) -> str:
+    """`machine_check` read by its declared rule, in words (pending: counts only).
+
+    * dose k vs Base on one machine: if the 95% interval of the pair correlation lies above 0, the pairs
+      stay correlated at that dose on one machine, so the dose arm's loss of correlation came with the
+      change of machine; otherwise the dose may loosen the pairs by itself;
+    * each replica against its original across machines: the pair correlation with its interval (what the
+      machine alone leaves of the pairing), and the Var. Red. with its paired interval: a machine effect on
+      the spread is read only when that interval excludes 0."""
+    first = t.iloc[0]
+    if pd.notna(first.get("stored", np.nan)):
+        return f"The machine check is pending: {int(first['stored'])} of {int(first['runs'])} runs stored."
+    out = []
+    for label, r in t.iterrows():
+        if pd.isna(r.get("base_sd")):
+            out.append(f"{label}: not computable ({r['pairs']} pairs; {r['machines']}).")
+            continue
+        head = (f"{label} ({r['pairs']} seeds, {r['machines']}): pair correlation {r['rho']:.2f} "
+                f"(95% CI {r['rho_low']:.2f} to {r['rho_high']:.2f}), Var. Red. {r['var_red']:.1f}% "
+                f"(paired 95% CI {r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
+        if label == t.index[0]:
+            read = ("the pairs stay correlated at this dose on one machine, so the dose arm's loss of correlation "
+                    "came with the change of machine" if r["rho_low"] > 0 else
+                    "on one machine too the pairs are not detectably correlated, so the dose may loosen them by itself")
+        else:
+            read = ("the machine changed the spread" if r["pm_high"] < 0 or r["pm_low"] > 0 else
+                    "no effect of the machine on the spread was detected")
+        out.append(f"{head}: {read}.")
+    return " ".join(out)
+
+
+def machine_check_readable(t: pd.DataFrame) -> pd.DataFrame:
+    """`machine_check` for the page: pairs, machines, the pair correlation with its Fisher interval, the two
+    SDs, Var. Red. of the second side against the first with its paired interval, and the mean difference."""
+    from .display import _ci
+
+    rows = []
+    for label, r in t.iterrows():
+        row = {"comparison": label}
+        if pd.notna(r.get("stored", np.nan)):
+            row["pairs"] = f"pending: {int(r['stored'])} of {int(r['runs'])} runs stored"
+        elif pd.isna(r.get("base_sd")):
+            row["pairs"] = f"{int(r['pairs'])} of {int(r['of'])}: {r['machines']}"
+        else:
+            row.update({"pairs": f"{int(r['pairs'])} of {int(r['of'])}", "machines": r["machines"],
+                        "pair corr. [95% CI]": f"{r['rho']:.2f} {_ci(r['rho_low'], r['rho_high'], 2)}",
+                        "SD (pp)": f"{r['base_sd']:.2f} / {r['vml_sd']:.2f}",
+                        "Var. Red. (%) [paired CI]": f"{r['var_red']:.1f} {_ci(r['pm_low'], r['pm_high'], 1)}",
+                        "mean diff. (pp)": f"{r['diff']:+.2f}"})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("comparison").fillna("")
 
 
 # ----------------------------------------------------------------------------- choosing the doses

@@ -24,8 +24,8 @@ __all__ = [
     "f_test_power_simulated", "seeds_for_power", "churn", "pairwise_churn", "test_set_variance",
     "max_seed_effect", "normal_seed_effect",
 ]
-from .paired import (pitman_morgan, paired_bootstrap_sd_ratio, var_red_estimate, sums_differences_correlation, pitman_morgan_power, pitman_morgan_power_simulated, sd_trend, log_sd_ratio_se, pooled_log_sd_ratio)  # noqa: F401,E402
+from .paired import (pitman_morgan, paired_bootstrap_sd_ratio, var_red_estimate, sums_differences_correlation, pitman_morgan_power, pitman_morgan_power_simulated, correlation_power, sd_trend, log_sd_ratio_se, pooled_log_sd_ratio)  # noqa: F401,E402
 
-__all__ += ["pitman_morgan", "paired_bootstrap_sd_ratio", "var_red_estimate", "sums_differences_correlation",
+__all__ += ["pitman_morgan", "paired_bootstrap_sd_ratio", "correlation_power", "var_red_estimate", "sums_differences_correlation",
             "pitman_morgan_power", "pitman_morgan_power_simulated", "sd_trend", "log_sd_ratio_se",
             "pooled_log_sd_ratio"]

@@ -98,6 +98,14 @@ def pitman_morgan_power(n: int, ratio: float, rho: float, alpha: float = 0.05) -
     return float(_st.norm.sf(c - z) + _st.norm.cdf(-c - z))
 
 
+def correlation_power(n: int, rho: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided test of zero correlation at `alpha` for n pairs of true correlation `rho`
+    (Fisher's z, variance 1/(n - 3))."""
+    n, _, rho, alpha = _pm_args(n, 1.0, rho, alpha)
+    z, c = abs(math.atanh(rho)) * math.sqrt(n - 3), _st.norm.isf(alpha / 2)
+    return float(_st.norm.sf(c - z) + _st.norm.cdf(-c - z))
+
+
 def pitman_morgan_power_simulated(n: int, ratio: float, rho: float, alpha: float = 0.05,
                                   n_sim: int = 10_000, seed: int = 0) -> float:
     """Monte Carlo check of `pitman_morgan_power`: the rejection rate of the exact t test on bivariate
