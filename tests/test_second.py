@@ -461,3 +461,23 @@ def test_machine_check_text_applies_the_declared_reading():
     assert "the machine changed the spread." in text
     pending = pd.DataFrame([{"test": "one", "stored": 12, "runs": 60}]).set_index("test")
     assert second.machine_check_text(pending) == "The machine check is pending: 12 of 60 runs stored."
+
+
+def test_the_machine_check_was_declared_before_any_of_its_runs_started_and_the_chapter_names_the_commit():
+    import datetime as dt
+    import json
+    when = _git("show", "-s", "--format=%cI%n%s", second.MACHINE_CHECK_DECLARED)
+    if when is None:
+        pytest.skip(f"this clone has no history with commit {second.MACHINE_CHECK_DECLARED} (shallow or exported)")
+    committed, subject = when.splitlines()[:2]
+    assert subject.startswith("Declare the machine check")
+    for i in studies.get_study("machine-check").grid("cpu"):
+        if store.exists(i.spec):
+            rec = store.read(i.spec, arrays=False)
+            assert dt.datetime.fromisoformat(rec["started"]) > dt.datetime.fromisoformat(committed), i.spec.key()
+            commit = rec["git_commit"].removesuffix("-dirty")
+            if _git("cat-file", "-e", f"{commit}^{{commit}}") is not None:
+                assert _git("merge-base", "--is-ancestor", second.MACHINE_CHECK_DECLARED, commit) is not None
+    nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
+    outputs = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    assert f"'{second.MACHINE_CHECK_DECLARED}'" in outputs  # glued into the chapter's declaration

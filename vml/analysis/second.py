@@ -34,7 +34,7 @@ TARGET_EXCURSION = (0.10, 0.30)
 PREREGISTRATION = "7f7b17f"  # the commit that fixed this design, before the first of its new runs started
 # the commit that declared the machine check (`machine_check`), after the dose arms' results were read and
 # before any of its runs started
-MACHINE_CHECK_DECLARED = "pending"
+MACHINE_CHECK_DECLARED = "226780f"
 MARGIN = 20.0
 N_BOOT = 10_000   # every bootstrap of this design, seed 0
 PRIMARY = ("dose", "dose", "tta")  # the three primary tests: the two new doses, then the TTA arm
