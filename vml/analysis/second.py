@@ -271,7 +271,7 @@ def dose_label(k: int, epochs: int) -> str:
     return f"dose {k} vs Base ({epochs} epochs, test accuracy)"
 
 
-def _dose_row(primary: pd.DataFrame, k: int) -> pd.Series:
+def dose_row(primary: pd.DataFrame, k: int) -> pd.Series:
     """The row of dose k's primary test in `primary_table`."""
     return primary.loc[next(t for t in primary.index if t.startswith(f"dose {k} vs Base ("))]
 
@@ -537,7 +537,7 @@ def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, mac
     target = dict(zip(SECOND_DOSES, TARGET_EXCURSION))
     out, rhos = [], []
     for k in SECOND_DOSES:
-        d, r = doses.loc[k], _dose_row(primary, k)
+        d, r = doses.loc[k], dose_row(primary, k)
         if pd.isna(d.get("sd")) or pd.isna(r.get("base_sd")):
             out.append(f"Dose {k}: {int(d['runs'])} of {int(d['of'])} runs stored.")
             continue
@@ -567,7 +567,7 @@ def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
     """The new doses in one sentence for the book's answer box, once both dose arms are complete (else ""):
     whether any dose narrowed the spread by the declared reading, and per dose its mean gradient-factor
     excursion, verdict, size with paired interval, and paired mean difference."""
-    rows = [(k, doses.loc[k], _dose_row(primary, k)) for k in SECOND_DOSES]
+    rows = [(k, doses.loc[k], dose_row(primary, k)) for k in SECOND_DOSES]
     if any(pd.isna(d.get("sd")) or pd.isna(r.get("base_sd")) for _, d, r in rows):
         return ""
     won = [str(k) for k, _, r in rows if r["verdict"] == SUPPORTED]
