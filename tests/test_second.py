@@ -481,3 +481,31 @@ def test_the_machine_check_was_declared_before_any_of_its_runs_started_and_the_c
     nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
     outputs = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert f"'{second.MACHINE_CHECK_DECLARED}'" in outputs  # glued into the chapter's declaration
+
+
+def test_tta_table_reads_the_declared_endpoints_of_the_tta_arms_seed_pairs(monkeypatch):
+    rng = np.random.default_rng(2)
+    asked = []
+
+    def pairs(study, select, profile="cpu", root=None, value="test_acc", vml=None):
+        items = [i for i in studies.get_study(study).grid(profile) if select(i)]
+        assert {i.tags["arm"] for i in items} == {"tta"} and len(items) == 2 * len(studies.SECOND_TTA_SEEDS)
+        asked.append(value)
+        b = rng.standard_normal(50)
+        return b, 0.5 * b + 0.6 * rng.standard_normal(50), 50
+
+    monkeypatch.setattr(second, "pairs", pairs)
+    monkeypatch.setattr(second, "tta_lead", lambda profile, root=None: {"var_red": 33.6})
+    t = second.tta_table("cpu")
+    assert asked == ["tta_acc", "test_acc", "ema_acc"]
+    assert list(t.index) == ["TTA accuracy (primary)", "final-model accuracy (secondary)",
+                             "EMA-weight accuracy (secondary)"]
+    assert (t["claimed"] == 33.6).all() and (t["pairs"] == 50).all()
+    assert second.tta_text(t).startswith("TTA accuracy (primary) (50 pairs, same-seed correlation ")
+
+
+def test_tta_text_gives_one_pending_line_until_the_arm_is_complete():
+    import pandas as pd
+    t = pd.DataFrame([{"test": label, "pairs": 12, "of": 50} for _, label in second.TTA_ENDPOINTS]).set_index("test")
+    assert second.tta_text(t) == ("The TTA arm is pending: 12 of 50 seed pairs stored; its three endpoints are "
+                                  "computed once all are stored.")

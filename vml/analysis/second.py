@@ -376,6 +376,31 @@ def primary_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     return t.set_index("test")
 
 
+TTA_ENDPOINTS = (("tta_acc", "TTA accuracy (primary)"), ("test_acc", "final-model accuracy (secondary)"),
+                 ("ema_acc", "EMA-weight accuracy (secondary)"))
+
+
+def tta_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """The TTA arm's declared endpoints side by side (`TTA_ENDPOINTS`): its primary, the SD of TTA accuracy,
+    and the secondary final-model and EMA-weight accuracies, each a `paired_row` of the same seed pairs,
+    measured against the lead's size; counts only until the arm is complete."""
+    lead = tta_lead(profile, root)["var_red"]
+    rows = []
+    for value, label in TTA_ENDPOINTS:
+        b, v, n = pairs("second-test", lambda i: i.tags["arm"] == "tta", profile, root, value=value)
+        rows.append(paired_row(label, b, v, n, claimed=lead))
+    return pd.DataFrame(rows).set_index("test")
+
+
+def tta_text(t: pd.DataFrame) -> str:
+    """`tta_table` in words: one pending line with the counts, or each endpoint as `paired_text` gives it."""
+    if pd.isna(t.iloc[0].get("base_sd", np.nan)):
+        r = t.iloc[0]
+        return (f"The TTA arm is pending: {r['pairs']} of {r['of']} seed pairs stored; its three endpoints are "
+                "computed once all are stored.")
+    return paired_text(t)
+
+
 def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
     """The declared dose-response: `stats.sd_trend` of test accuracy over doses 0, 1 and SECOND_DOSES on
     the seeds stored in every dose arm, once every dose arm is complete (else only the counts)."""
