@@ -433,6 +433,10 @@ def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_i
     assert base["rho"] == pytest.approx(np.corrcoef(b_orig[5:], b_rep[5:])[0, 1])
     assert base["var_red"] == pytest.approx(100 * (1 - b_rep[5:].std(ddof=1) / b_orig[5:].std(ddof=1)))
     assert dose["pairs"] == 0 and dose["machines"] == "one machine kind for 30 of 30 seeds"
+    # the replicas on their originals' machine kinds: Base seeds 1-5 written equal, dose 5's all differ
+    assert (base["same_kind"], base["same_kind_equal"], dose["same_kind"], dose["same_kind_equal"]) == (5, 5, 30, 0)
+    assert second.machine_check_text(t).endswith(
+        "Of the 35 replicas that trained on their original's machine kind, 5 repeated its test accuracy exactly.")
     page = second.machine_check_readable(t)
     assert page.iloc[2]["pairs"] == "0 of 30: one machine kind for 30 of 30 seeds"
     store.record_path(rep[k, 30], tmp_path).unlink()

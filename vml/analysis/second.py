@@ -54,12 +54,14 @@ def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     2. Base, stored original vs replica, and 3. dose k, stored original vs replica: the machine alone,
        on the seeds whose two runs were trained on different machine kinds (`pairs` counts those).
 
-    Each row gives counts only until every run of the check is stored."""
+    Rows 2 and 3 also count the seeds whose replica trained on its original's machine kind (`same_kind`)
+    and how many of those repeated the original's test accuracy exactly (`same_kind_equal`): all of them,
+    if training is deterministic per machine kind as it should be. Each row gives counts only until
+    every run of the check is stored."""
     from .. import store
-    from .common import stored_runs as _runs
     k = studies.MACHINE_CHECK_DOSE
-    seeds = list(studies.MACHINE_CHECK_SEEDS)[:studies.SMOKE_SEEDS] if profile == "smoke" else list(studies.MACHINE_CHECK_SEEDS)
     grid = get_study("machine-check").grid(profile)
+    seeds = sorted({i.spec.seed for i in grid})
     rep = {(i.tags["dose"], i.spec.seed): i.spec for i in grid}
     orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in dose_items(profile)[d] if i.spec.seed in seeds}
     stored = sum(store.exists(sp, root) for sp in rep.values())
@@ -79,15 +81,18 @@ def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
         x = np.array([runs[(*a, s)][0] for s in use])
         y = np.array([runs[(*b, s)][0] for s in use])
         kinds = lambda side: sorted({runs[(*side, s)][1] for s in use})  # noqa: E731
+        extra = {}
+        if not within:
+            same = [s for s in seeds if s not in use]
+            extra = {"same_kind": len(same), "same_kind_equal": sum(runs[(*a, s)][0] == runs[(*b, s)][0] for s in same)}
         if len(use) < 4:
             where = "two machine kinds" if within else "one machine kind"
-            rows.append({"test": lab, "pairs": len(use), "of": len(seeds),
+            rows.append({"test": lab, "pairs": len(use), "of": len(seeds), **extra,
                          "machines": f"{where} for {len(seeds) - len(use)} of {len(seeds)} seeds"})
             continue
         row = paired_row(lab, x, y, len(use))
         row["rho_low"], row["rho_high"] = stats.fisher_ci(row["rho"], len(use))
-        row["machines"] = f"{' + '.join(kinds(a))} vs {' + '.join(kinds(b))}"
-        row["of"] = len(seeds)
+        row.update(machines=f"{' + '.join(kinds(a))} vs {' + '.join(kinds(b))}", of=len(seeds), **extra)
         rows.append(row)
     return pd.DataFrame(rows).set_index("test")
 
@@ -120,6 +125,11 @@ def machine_check_text(t: pd.DataFrame) -> str:
             read = ("the machine changed the spread" if r["pm_high"] < 0 or r["pm_low"] > 0 else
                     "no effect of the machine on the spread was detected")
         out.append(f"{head}: {read}.")
+    same = t["same_kind"].fillna(0).sum() if "same_kind" in t else 0
+    if same:
+        equal = int(t["same_kind_equal"].fillna(0).sum())
+        out.append(f"Of the {int(same)} replicas that trained on their original's machine kind, {equal} repeated its "
+                   "test accuracy exactly.")
     return " ".join(out)
 
 
