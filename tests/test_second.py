@@ -513,3 +513,27 @@ def test_tta_text_gives_one_pending_line_until_the_arm_is_complete():
     t = pd.DataFrame([{"test": label, "pairs": 12, "of": 50} for _, label in second.TTA_ENDPOINTS]).set_index("test")
     assert second.tta_text(t) == ("The TTA arm is pending: 12 of 50 seed pairs stored; its three endpoints are "
                                   "computed once all are stored.")
+
+
+def test_the_gradient_factor_figure_draws_one_violin_per_complete_dose_and_keeps_0_and_1_in_view():
+    from vml import plots
+    rng = np.random.default_rng(4)
+    factors = {0: 1 + 0.02 * rng.standard_normal(500), 1: 1 + 0.02 * rng.standard_normal(500),
+               15: np.r_[1 + 0.4 * rng.standard_normal(500), 31.0]}  # one extreme step, as dose 15 has
+    ax = plots.plot_gradient_factors(factors).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0 (Base)", "1 (Table 5)", "15"]
+    assert len(ax.collections) == 4  # three violins and the 5-95% bars
+    lo, hi = ax.get_ylim()
+    assert lo < 0 < 1 < hi < 5  # the extreme step does not set the axis
+
+
+def test_gradient_factors_cover_every_post_latch_step_of_complete_dose_arms_only():
+    f = second.gradient_factors("cpu")
+    items = second.dose_items("cpu")
+    for k, g in f.items():
+        spec = items[k][0].spec
+        rec = store.read(spec, arrays=False)
+        steps = len(store.read(spec)["iters"]["lambda"])
+        assert g.size == len(items[k]) * (steps - spec.vml.warmup_steps - 1), (k, rec["key"])
+    complete = [k for k, its in items.items() if all(store.exists(i.spec) for i in its)]
+    assert sorted(f) == sorted(complete)

@@ -416,6 +416,37 @@ def plot_dose_response(doses: pd.DataFrame, claimed: float | None = None, ax: Ax
 # ----------------------------------------------------------------------------- the answer
 
 @_styled
+def plot_gradient_factors(factors: Mapping[int, Any], ax: Axes | None = None) -> Figure:
+    """What the controller did at each dose of the second test (`analysis.second.gradient_factors`): the
+    distribution of the gradient factor dL/dℓ over every post-latch step of every run, one violin per dose
+    (0 = Base, whose controller only watches; 1 = Table 5), with its 5th-95th percentile range as a bar,
+    a line at 1 (plain cross-entropy) and one at 0 (below it the step is reversed). The axis spans the 1st
+    to 99th percentile of every dose's steps (and 0)."""
+    fig, ax = _target(ax)
+    doses = sorted(factors)
+    data = [np.asarray(factors[k], dtype=float) for k in doses]
+    if data:
+        parts = ax.violinplot(data, positions=range(len(doses)), showextrema=False, widths=0.8)
+        for body in parts["bodies"]:
+            body.set_facecolor(color_for("vml"))
+            body.set_alpha(0.5)
+        lo, hi = zip(*(np.percentile(d, [5, 95]) for d in data))
+        ax.vlines(range(len(doses)), lo, hi, color="black", lw=2)
+        # the axis spans the middle 98% of every dose's steps: a strong dose's rare extremes (up to
+        # 1 ± w·λ_max) would flatten the rest
+        bottom = min(0.0, min(np.percentile(d, 1) for d in data))
+        top = max(np.percentile(d, 99) for d in data)
+        pad = 0.05 * (top - bottom)
+        ax.set_ylim(bottom - pad, top + pad)
+    ax.axhline(1, color="0.4", ls="--", lw=0.9)
+    ax.axhline(0, color="0.4", ls=":", lw=0.9)
+    names = {0: "0 (Base)", 1: "1 (Table 5)"}
+    ax.set_xticks(range(len(doses)), [names.get(k, str(k)) for k in doses])
+    ax.set(xlabel="dose k", ylabel="dL/dℓ after the latch", title="the gradient factor per dose")
+    return fig
+
+
+@_styled
 def plot_forest(df: pd.DataFrame, band: tuple[float, float], claimed: float | None = None,
                 ax: Axes | None = None) -> Figure:
     """Every complete test's Var. Red. (%) with its 95% intervals, one row each (top to bottom in `df`'s

@@ -509,6 +509,24 @@ def readable(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("test").fillna("")
 
 
+def _post_latch(spec: Any, rec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(dL/dℓ, λ_t) of one run at every step after σ_ref latched (step warmup_steps + 1 on)."""
+    c, it = spec.vml, rec["iters"]
+    post = slice(c.warmup_steps + 1, None)
+    return gradient_factor(it["lambda"], it["delta"], c.delta, c.w_vml)[post], it["lambda"][post]
+
+
+def gradient_factors(profile: str = "cpu", root: Any = None) -> dict[int, np.ndarray]:
+    """dL/dℓ at every post-latch step of every run, per complete dose arm (doses with runs missing are left
+    out): what the controller did at each dose, as `plots.plot_gradient_factors` draws it."""
+    from .. import store
+    out = {}
+    for k, items in dose_items(profile).items():
+        if all(store.exists(i.spec, root) for i in items):
+            out[k] = np.concatenate([_post_latch(i.spec, store.read(i.spec, root=root))[0] for i in items])
+    return out
+
+
 def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """Per dose arm (0 = Base, 1 = Table 5, then SECOND_DOSES): runs stored of declared, and once the arm is
     complete its mean and SD of test accuracy (pp) with the χ² interval of the SD, and what its controller
@@ -526,12 +544,10 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
             s = stats.summary(acc)
             exc, rev, top, steps = [], [], [], []
             for spec, r in recs:
-                c, it = spec.vml, r["iters"]
-                post = slice(c.warmup_steps + 1, None)
-                g = gradient_factor(it["lambda"], it["delta"], c.delta, c.w_vml)[post]
+                g, lam = _post_latch(spec, r)
                 exc.append(np.abs(g - 1).mean())
                 rev.append((g < 0).mean())
-                top.append((it["lambda"][post] >= c.lambda_max * (1 - 1e-6)).mean())
+                top.append((lam >= spec.vml.lambda_max * (1 - 1e-6)).mean())
                 steps.append(g)
             p5, p95 = np.percentile(np.concatenate(steps), [5, 95])
             row.update(mean=s.mean, sd=s.sd, sd_low=s.sd_low, sd_high=s.sd_high,
