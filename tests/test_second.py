@@ -256,23 +256,36 @@ def _git(*args: str) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
-def test_every_new_run_of_the_design_started_after_its_preregistration_commit_and_trained_from_its_code():
-    import datetime as dt
-    import json
-    when = _git("show", "-s", "--format=%cI%n%s", second.PREREGISTRATION)
+def _declared(commit: str, subject: str) -> str:
+    """The commit time of `commit`, after checking that its subject starts with `subject`; skips the test in
+    a clone without that history."""
+    when = _git("show", "-s", "--format=%cI%n%s", commit)
     if when is None:
-        pytest.skip(f"this clone has no history with commit {second.PREREGISTRATION} (shallow or exported)")
-    committed, subject = when.splitlines()[:2]
-    assert subject.startswith("Pre-registration of the second test")
+        pytest.skip(f"this clone has no history with commit {commit} (shallow or exported)")
+    committed, got = when.splitlines()[:2]
+    assert got.startswith(subject)
+    return committed
+
+
+def _assert_trained_after(spec, commit: str, committed: str) -> None:
+    """The stored run of `spec` started after `committed` and, where its commit is in this history, trained
+    from a descendant of `commit`."""
+    import datetime as dt
+    rec = store.read(spec, arrays=False)
+    assert dt.datetime.fromisoformat(rec["started"]) > dt.datetime.fromisoformat(committed), spec.key()
+    trained = rec["git_commit"].removesuffix("-dirty")
+    if _git("cat-file", "-e", f"{trained}^{{commit}}") is not None:  # a commit of this history
+        assert _git("merge-base", "--is-ancestor", commit, trained) is not None, spec.key()
+
+
+def test_every_new_run_of_the_design_started_after_its_preregistration_commit_and_trained_from_its_code():
+    import json
+    committed = _declared(second.PREREGISTRATION, "Pre-registration of the second test")
     new = [i for i in studies.get_study("second-test").grid("cpu")
            if (i.tags["arm"] == "tta" or i.tags["dose"] in studies.SECOND_DOSES) and store.exists(i.spec)]
     assert new, "no new run of the design is stored"
     for i in new:
-        rec = store.read(i.spec)
-        assert dt.datetime.fromisoformat(rec["started"]) > dt.datetime.fromisoformat(committed), i.spec.key()
-        commit = rec["git_commit"].removesuffix("-dirty")
-        if _git("cat-file", "-e", f"{commit}^{{commit}}") is not None:  # a commit of this history
-            assert _git("merge-base", "--is-ancestor", second.PREREGISTRATION, commit) is not None, i.spec.key()
+        _assert_trained_after(i.spec, second.PREREGISTRATION, committed)
     nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
     assert f"`{second.PREREGISTRATION}`" in "".join("".join(c["source"]) for c in nb["cells"])
 
@@ -468,20 +481,11 @@ def test_machine_check_text_applies_the_declared_reading():
 
 
 def test_the_machine_check_was_declared_before_any_of_its_runs_started_and_the_chapter_names_the_commit():
-    import datetime as dt
     import json
-    when = _git("show", "-s", "--format=%cI%n%s", second.MACHINE_CHECK_DECLARED)
-    if when is None:
-        pytest.skip(f"this clone has no history with commit {second.MACHINE_CHECK_DECLARED} (shallow or exported)")
-    committed, subject = when.splitlines()[:2]
-    assert subject.startswith("Declare the machine check")
+    committed = _declared(second.MACHINE_CHECK_DECLARED, "Declare the machine check")
     for i in studies.get_study("machine-check").grid("cpu"):
         if store.exists(i.spec):
-            rec = store.read(i.spec, arrays=False)
-            assert dt.datetime.fromisoformat(rec["started"]) > dt.datetime.fromisoformat(committed), i.spec.key()
-            commit = rec["git_commit"].removesuffix("-dirty")
-            if _git("cat-file", "-e", f"{commit}^{{commit}}") is not None:
-                assert _git("merge-base", "--is-ancestor", second.MACHINE_CHECK_DECLARED, commit) is not None
+            _assert_trained_after(i.spec, second.MACHINE_CHECK_DECLARED, committed)
     nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
     outputs = json.dumps([c.get("outputs", []) for c in nb["cells"]])
     assert f"'{second.MACHINE_CHECK_DECLARED}'" in outputs  # glued into the chapter's declaration
