@@ -301,11 +301,18 @@ def test_the_dose_tables_gradient_factor_range_lies_within_eq_10s_bounds_and_str
 
 def test_machine_text_says_when_no_machine_trained_both_a_dose_arm_and_its_controls():
     import pandas as pd
+    from vml.analysis.common import NOT_NAMED
     t = pd.DataFrame({"dose 0 (Base)": [45, 0, 5], "dose 1 (Table 5)": [45, 0, 5], "dose 5": [0, 33, 0],
-                      "dose 15": [0, 33, 0]}, index=["EPYC", "Xeon", "not named"])
+                      "dose 15": [0, 33, 0]}, index=["EPYC", "Xeon", NOT_NAMED])
     text = second.machine_text(t)
-    assert text.startswith("The dose arms' runs stored came from Xeon; their controls from EPYC; not named.")
-    assert "No machine trained both" in text and "cannot separate" in text
+    assert text.startswith(f"The dose arms' runs stored came from Xeon; their controls from EPYC; {NOT_NAMED}.")
+    # a run that names no machine may have trained anywhere: "no machine trained both" would say more than we know
+    assert "No machine named in the records trained both (10 control runs name no machine" in text
+    assert "cannot separate" in text
+    assert "No machine trained both" in second.machine_text(t.drop(NOT_NAMED))
+    unnamed_both = t.copy()
+    unnamed_both.loc[NOT_NAMED, "dose 5"] = 3
+    assert "Both were trained on" not in second.machine_text(unnamed_both)
     t.loc["EPYC", "dose 5"] = 2
     assert "Both were trained on EPYC" in second.machine_text(t)
     assert second.machine_text(t.assign(**{"dose 5": 0, "dose 15": 0})) == "No run of the dose arms is stored yet."
@@ -377,7 +384,12 @@ def test_dose_text_reports_what_each_dose_did_and_the_machine_caveat_only_where_
     assert "SD, 12.0 times" not in text and "Var. Red. -1098.5%, SD 12.0 times Base's" in text
     assert f"mean accuracy 56.35%, -17.74 pp from Base (paired 95% CI -1.41 to -0.77)" in text
     assert f"0.48 for Table 5 VML and -0.05 at dose {k5} and -0.06 at dose {k15}." in text
-    assert "cannot tell that from the dose" in text
+    assert "cannot tell that from the dose" in text and "another machine kind than their controls" in text
+    from vml.analysis.common import NOT_NAMED
+    unnamed = pd.concat([apart, pd.DataFrame({"dose 0 (Base)": [5], "dose 1 (Table 5)": [5], f"dose {k5}": [0],
+                                              f"dose {k15}": [0]}, index=[NOT_NAMED])])
+    assert ("another machine kind than every control run that names its machine (10 name none)"
+            in second.dose_text(doses, primary, 0.48, unnamed))
     together = apart.assign(**{f"dose {k5}": [10, 40]})
     assert "cannot tell" not in second.dose_text(doses, primary, 0.48, together)
     assert "never reversed the step" in second.dose_text(*_dose_tables(reversed_5=0.0), 0.48, apart)

@@ -24,7 +24,7 @@ from statsmodels.stats.multitest import multipletests
 
 from .. import stats, studies
 from ..studies import SECOND_DOSES, get_study
-from .common import runs_per_machine, stored_runs
+from .common import NOT_NAMED, runs_per_machine, stored_runs
 from .decisive import ALPHA, CLAIMED, POWER, gradient_factor
 
 # the post-latch mean |gradient factor - 1| the two new doses aim at (the issue's ±10% and ±30%)
@@ -607,10 +607,12 @@ def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, mac
         m_new, m_ctl = _dose_machines(machines)
         out.append(f"The same-seed correlation with Base was {rho_table5:.2f} for Table 5 VML and "
                    f"{' and '.join(rhos)}.")
-        if m_new and not set(m_new) & set(m_ctl):
-            out.append("The new doses' runs were trained on another machine kind than their controls, and "
-                       "different kernels alone may loosen the pairing; this design cannot tell that from "
-                       "the dose.")
+        if m_new and not (set(m_new) & set(m_ctl)) - {NOT_NAMED}:
+            unnamed = _unnamed_controls(machines)
+            named = (f"than every control run that names its machine ({unnamed} name none)" if unnamed
+                     else "than their controls")
+            out.append(f"The new doses' runs were trained on another machine kind {named}, and different "
+                       "kernels alone may loosen the pairing; this design cannot tell that from the dose.")
     return " ".join(out)
 
 
@@ -654,14 +656,22 @@ def machine_text(t: pd.DataFrame) -> str:
     m_new, m_ctl = _dose_machines(t)
     if not m_new:
         return "No run of the dose arms is stored yet."
-    shared = [m for m in m_new if m in m_ctl]
+    shared = [m for m in m_new if m in m_ctl and m != NOT_NAMED]
     text = (f"The dose arms' runs stored came from {'; '.join(m_new)}; their controls from "
             f"{'; '.join(m_ctl)}. ")
     if shared:
         return text + f"Both were trained on {'; '.join(shared)}, so the machine can be compared within the pairs."
-    return text + ("No machine trained both, so a dose arm's difference from its controls holds any effect of the "
-                   "machine (its kernels and their rounding) as well as of the dose; this design cannot separate "
-                   "the two.")
+    unnamed = _unnamed_controls(t)
+    known = (f"No machine named in the records trained both ({unnamed} control runs name no machine, so theirs is "
+             "unknown)" if unnamed else "No machine trained both")
+    return text + (f"{known}, so a dose arm's difference from its controls holds any effect of the machine (its "
+                   "kernels and their rounding) as well as of the dose; this design cannot separate the two.")
+
+
+def _unnamed_controls(t: pd.DataFrame) -> int:
+    """How many control runs (doses 0 and 1) of `machines_table` name no machine."""
+    controls = [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
+    return int(t.loc[NOT_NAMED, controls].sum()) if NOT_NAMED in t.index and controls else 0
 
 
 def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARGIN) -> str:
