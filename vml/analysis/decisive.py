@@ -214,10 +214,11 @@ def spread_text(spreads: pd.DataFrame, test: str, n: int) -> str:
     ceiling = stats.var_reduction(b["observed SD"], b["floor"])  # VML removing all seed variance: SD = floor
     if ceiling < CLAIMED:
         text += (f"A VML that removed all of the Base runs' seed variance would leave the floor, a Var. Red. of "
-                 f"{ceiling:.1f}%: the paper's {CLAIMED:.1f}% cannot occur on this protocol, so its verdict "
-                 "says that this protocol leaves no room for the claim, not only that VML did not reach it. ")
+                 f"{ceiling:.1f}%. On these SDs (estimates: their own uncertainty is not in this ceiling) the "
+                 f"paper's {CLAIMED:.1f}% lies beyond what this protocol leaves to remove, so its verdict says that "
+                 "the protocol leaves little room for the claim, not only that VML did not reach it. ")
     if b["distribution-level SD"] == 0:
-        return text + "The Base runs have no spread beyond the floor, so no reduction of it can be detected."
+        return text + "The Base runs show no spread beyond the floor, so no reduction of it can be detected."
     det = power_table(b["distribution-level SD"], b["floor"], ns=(n,)).iloc[0]["detectable (distribution, %)"]
     if math.isnan(det):
         return text + (f"At {n} seeds per arm, even removing all of that spread would stay below what the test "

@@ -92,9 +92,9 @@ def judge(low: float, high: float, claimed: float | None = None, *, ceiling: flo
         return _with_declared(Verdict(OPPOSITE, f"the interval ({span}) lies below {f(null)}: the {effect} goes "
                                                 "the other way", declared))
     if ceiling is not None and float(ceiling) < c:
-        room = (f"the Base runs spread no more than the test-set floor, so no reduction is possible here"
-                if float(ceiling) <= 0 else
-                f"removing all seed variance would give at most {f(float(ceiling))}")
+        room = (f"the Base runs' observed SD is no more than the test-set floor, so on these SDs no reduction is "
+                "left to find" if float(ceiling) <= 0 else
+                f"on the observed SDs, removing all seed variance would give {f(float(ceiling))}")
         return _with_declared(Verdict(UNTESTABLE, f"{room}, against the claimed {f(c)} (interval {span})",
                                       declared))
     if lo > null and significant:
