@@ -553,3 +553,39 @@ def test_gradient_factors_cover_every_post_latch_step_of_complete_dose_arms_only
         assert g.size == len(items[k]) * (steps - spec.vml.warmup_steps - 1), (k, rec["key"])
     complete = [k for k, its in items.items() if all(store.exists(i.spec) for i in its)]
     assert sorted(f) == sorted(complete)
+
+
+# ----------------------------------------------------------------------------- failed runs, as declared
+
+def _loss_record(step_losses, epoch_losses=((0.9, 1.0),), test_loss=1.0):
+    """A record as `store.read` returns it, after a round trip through the store's array encoding."""
+    import json
+    raw = {"iters": {"loss": store.encode_array(np.asarray(step_losses, dtype=np.float32))}, "test_loss": test_loss,
+           "epochs": [{"train_loss": a, "test_loss": b} for a, b in epoch_losses]}
+    back = json.loads(json.dumps(raw, allow_nan=True))
+    back["iters"] = {k: store.decode_array(v) for k, v in back["iters"].items()}
+    return back
+
+
+def test_a_run_failed_where_its_loss_was_non_finite_at_any_step_or_epoch():
+    assert not second.loss_went_nonfinite(_loss_record([2.3, 1.9, 1.4]))
+    assert second.loss_went_nonfinite(_loss_record([2.3, float("nan"), 1.4]))
+    assert second.loss_went_nonfinite(_loss_record([2.3, float("inf"), 1.4]))
+    assert second.loss_went_nonfinite(_loss_record([2.3, 1.9], epoch_losses=((float("nan"), 1.0),)))
+    assert second.loss_went_nonfinite(_loss_record([2.3, 1.9], test_loss=float("nan")))
+
+
+def test_failures_are_counted_per_arm_and_said_in_one_sentence(monkeypatch):
+    from types import SimpleNamespace as NS
+    k = studies.SECOND_DOSES[-1]
+    dose = lambda d: NS(tags={"arm": "dose", "dose": d}, spec=NS(loss="vml"))  # noqa: E731
+    runs = [(dose(0), _loss_record([2.0, 1.0])), (dose(k), _loss_record([2.0, 1.0])),
+            (dose(k), _loss_record([2.0, float("nan")]))]
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None: iter(runs))
+    t = second.failures_table("cpu")
+    assert t.to_dict("index") == {"dose 0 (Base)": {"stored": 1, "failed": 0}, f"dose {k}": {"stored": 2, "failed": 1}}
+    assert second.failures_text(t) == f"Runs whose loss became non-finite (failed, as declared): dose {k}: 1 of 2 stored."
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None: iter(runs[:2]))
+    assert second.failures_text(second.failures_table("cpu")) == (
+        f"No stored run failed: the loss stayed finite at every step of all 2 runs stored (dose 0 (Base): 1; "
+        f"dose {k}: 1).")

@@ -633,6 +633,37 @@ def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
     return f"{head} {per[0].upper()}{per[1:]}."
 
 
+def loss_went_nonfinite(rec: dict[str, Any]) -> bool:
+    """Whether a run's loss was non-finite at any step (the record's per-step series, decoded) or in any
+    epoch's train or test loss: a failed run by the second test's declaration. Training does not stop on
+    one, so the record of such a run is stored like any other."""
+    series = [np.asarray(rec["iters"]["loss"], dtype=float), np.asarray([rec["test_loss"]], dtype=float),
+              np.asarray([[e["train_loss"], e["test_loss"]] for e in rec["epochs"]], dtype=float)]
+    return not all(np.isfinite(v).all() for v in series)
+
+
+def failures_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
+    """The declared failure count: per arm of the second test (`arm_label`), its stored runs and how many of
+    them failed (`loss_went_nonfinite`)."""
+    rows: dict[str, list[int]] = {}
+    for item, rec in stored_runs("second-test", profile, root):
+        row = rows.setdefault(arm_label(item), [0, 0])
+        row[0] += 1
+        row[1] += loss_went_nonfinite(rec)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["stored", "failed"])
+
+
+def failures_text(t: pd.DataFrame) -> str:
+    """`failures_table` in one sentence: that no stored run failed, or the failed runs per arm."""
+    if t.empty:
+        return "No run of the second test is stored yet."
+    if t["failed"].sum() == 0:
+        return (f"No stored run failed: the loss stayed finite at every step of all {int(t['stored'].sum())} "
+                "runs stored (" + "; ".join(f"{a}: {int(r.stored)}" for a, r in t.iterrows()) + ").")
+    return ("Runs whose loss became non-finite (failed, as declared): "
+            + "; ".join(f"{a}: {int(r.failed)} of {int(r.stored)} stored" for a, r in t.iterrows() if r.failed) + ".")
+
+
 def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """The stored runs of each arm of the second test (columns, `arm_label`) per machine kind that trained
     them (rows, `store.made_on`: the CPU model, marked where bf16 ran on fp32 kernels)."""
