@@ -589,3 +589,58 @@ def test_failures_are_counted_per_arm_and_said_in_one_sentence(monkeypatch):
     assert second.failures_text(second.failures_table("cpu")) == (
         f"No stored run failed: the loss stayed finite at every step of all 2 runs stored (dose 0 (Base): 1; "
         f"dose {k}: 1).")
+
+
+# ----------------------------------------------------------------------------- the TTA lead in words
+
+def _tta_primary(base, vml, p_holm):
+    """A primary table whose dose tests are pending and whose last test, the TTA arm, is complete."""
+    import pandas as pd
+    row = second.paired_row("TTA arm", base, vml, len(base), claimed=33.6)
+    row["pm_p_holm"] = p_holm
+    row["verdict"] = second.read_second(p_holm, row["base_sd"], row["vml_sd"], row["pm_high"], 33.6)
+    pending = [{"test": second.dose_label(k, 5), "pairs": 10, "of": 50, "pm_p_holm": np.nan, "verdict": "pending: 10 of 50"}
+               for k in studies.SECOND_DOSES]
+    return pd.DataFrame([*pending, row]).set_index("test")
+
+
+@pytest.mark.parametrize("scale, noise, want, says", [
+    (0.5, 0.1, second.SUPPORTED, "The TTA lead is confirmed: on 50 new seed pairs VML narrowed"),
+    (2.0, 0.1, second.OPPOSITE, "The TTA lead is dropped: on 50 new seed pairs VML widened"),
+    (1.0, 0.05, second.SMALLER, "The TTA lead is dropped at its size: 50 new seed pairs rule out the lead's 33.6%"),
+    (0.0, 0.85, second.INCONCLUSIVE, "The TTA lead is neither confirmed nor dropped: on 50 new seed pairs the "
+                                     "interval holds both no reduction and the lead's 33.6% (the arm was declared "
+                                     "underpowered: 67% power at α/3)"),
+])
+def test_lead_answer_confirms_drops_or_neither_by_the_declared_reading(scale, noise, want, says):
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal(50)
+    v = scale * b + noise * rng.standard_normal(50)
+    t = _tta_primary(b, v, p_holm=min(1.0, 3 * stats.pitman_morgan(b, v)[1]))
+    r = t.iloc[-1]
+    assert r["verdict"] == want
+    text = second.lead_answer(t, 0.671)
+    assert text.startswith(says), text
+    assert f"paired 95% interval {r['pm_low']:.1f}% to {r['pm_high']:.1f}%" in text and second.equivalence_text(r) in text
+
+
+def test_lead_answer_is_empty_until_the_tta_arm_is_complete():
+    import pandas as pd
+    t = pd.DataFrame([{"test": "TTA arm", "pairs": 17, "of": 50, "pm_p_holm": np.nan,
+                       "verdict": "pending: 17 of 50 pairs stored"}]).set_index("test")
+    assert second.lead_answer(t, 0.67) == ""
+
+
+def test_the_answer_box_adds_the_lead_below_the_figure_once_the_tta_arm_is_complete(monkeypatch):
+    import pandas as pd
+    from vml import book
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal(50)
+    v = 2.0 * b + 0.1 * rng.standard_normal(50)
+    t = _tta_primary(b, v, p_holm=1e-9)
+    monkeypatch.setattr(second, "primary_table", lambda profile, root=None: t)
+    monkeypatch.setattr(second, "dose_table", lambda profile, root=None: pd.DataFrame(
+        {"sd": [np.nan] * 4, "excursion": [np.nan] * 4}, index=[0, 1, *studies.SECOND_DOSES]))
+    monkeypatch.setattr(second, "tta_declared_power", lambda profile, root=None: 0.67)
+    assert book.doses_answer("cpu") == "**The TTA lead.** " + second.lead_answer(t, 0.67)
+    assert book.doses_answer("cpu").startswith("**The TTA lead.** The TTA lead is dropped: on 50 new seed pairs")

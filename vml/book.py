@@ -67,13 +67,17 @@ def answer(profile: str | None = None, root: Any = None) -> tuple[str, Figure]:
 
 
 def doses_answer(profile: str | None = None, root: Any = None) -> str:
-    """The answer box's last paragraph, below its figure: what VML did at the second test's stronger doses
-    (`analysis.second.dose_answer`), once both dose arms are complete; "" before."""
+    """The answer box's last paragraphs, below its figure: what VML did at the second test's stronger doses
+    (`analysis.second.dose_answer`), once both dose arms are complete, and the TTA lead's fate
+    (`analysis.second.lead_answer`), once the TTA arm is complete; "" where neither is."""
     from .analysis import second
 
     profile = profile or BOOK_PROFILE
-    text = second.dose_answer(second.primary_table(profile, root), second.dose_table(profile, root))
-    return f"**Stronger doses.** {text}" if text else ""
+    primary = second.primary_table(profile, root)
+    doses = second.dose_answer(primary, second.dose_table(profile, root))
+    lead = second.lead_answer(primary, second.tta_declared_power(profile, root))
+    return "\n\n".join(p for p in (f"**Stronger doses.** {doses}" if doses else "",
+                                    f"**The TTA lead.** {lead}" if lead else "") if p)
 
 
 def glue_answer(profile: str | None = None, root: Any = None) -> None:

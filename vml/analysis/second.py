@@ -411,6 +411,32 @@ def tta_text(t: pd.DataFrame) -> str:
     return paired_text(t)
 
 
+def tta_declared_power(profile: str = "cpu", root: Any = None) -> float:
+    """The TTA arm's power for the lead's size at α/3 (Holm's first step), as declared (`power_table`, from
+    the stored pair correlations)."""
+    lead = tta_lead(profile, root)
+    pw = power_table(pair_correlation("powered", "short", "test_acc", profile, root), lead["rho"], lead["var_red"])
+    return float(pw.loc["TTA arm", "power at α/3"])
+
+
+def lead_answer(primary: pd.DataFrame, power_holm: float) -> str:
+    """The TTA lead's fate in one sentence, once the TTA arm (the last primary test) is complete, else "":
+    *confirmed* where the declared reading is supported; *dropped* where it is opposite, or smaller than
+    claimed (the lead's size ruled out); otherwise neither, with the arm's declared power at α/3
+    (`power_holm`, a fraction) beside it. Then its paired interval and what it rules out."""
+    r = primary.iloc[-1]
+    if pd.isna(r.get("base_sd")) or pd.isna(r.get("pm_p_holm")):
+        return ""
+    n, size = int(r["of"]), f"the lead's {r['claimed']:.1f}%"
+    head = {SUPPORTED: f"The TTA lead is confirmed: on {n} new seed pairs VML narrowed the spread of TTA accuracy",
+            OPPOSITE: f"The TTA lead is dropped: on {n} new seed pairs VML widened the spread of TTA accuracy",
+            SMALLER: f"The TTA lead is dropped at its size: {n} new seed pairs rule out {size}"}.get(
+        r["verdict"], f"The TTA lead is neither confirmed nor dropped: on {n} new seed pairs the interval holds both no "
+                      f"reduction and {size} (the arm was declared underpowered: {100 * power_holm:.0f}% power at α/3)")
+    return (f"{head} (*{r['verdict']}*; {size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to "
+            f"{r['pm_high']:.1f}%, Holm p {r['pm_p_holm']:.2g}); {equivalence_text(r)}.")
+
+
 def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
     """The declared dose-response: `stats.sd_trend` of test accuracy over doses 0, 1 and SECOND_DOSES on
     the seeds stored in every dose arm, once every dose arm is complete (else only the counts)."""
