@@ -444,3 +444,23 @@ def test_normal_seed_effect_matches_closed_forms_and_simulation():
     assert stats.normal_seed_effect(20) == pytest.approx(gap, abs=0.005)
     with pytest.raises(ValueError, match="n=5 is not allowed"):
         stats.normal_seed_effect(5)
+
+
+@pytest.mark.parametrize("n, r", [(12, 0.6), (50, 0.3), (197, -0.435)])
+def test_implied_pairs_recovers_n_from_pearsons_p_on_data_with_that_correlation(n, r):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n)
+    z = rng.standard_normal(n)
+    x, z = x - x.mean(), z - z.mean()
+    z -= x * (x @ z) / (x @ x)  # centred and orthogonal to x: y's sample correlation with x is r exactly
+    y = r * x / np.linalg.norm(x) + np.sqrt(1 - r * r) * z / np.linalg.norm(z)
+    got = st.pearsonr(x, y)
+    assert got.statistic == pytest.approx(r, abs=1e-12)
+    assert stats.implied_pairs(r, got.pvalue) == n
+
+
+def test_implied_pairs_refuses_impossible_inputs_in_one_line():
+    for r, p, what in ((0.0, 0.01, "r must lie"), (1.0, 0.01, "r must lie"), (0.4, 0.0, "p must lie"),
+                       (0.01, 1e-30, "no n up to")):
+        with pytest.raises(ValueError, match=what):
+            stats.implied_pairs(r, p, max_n=1000)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .base import (Estimate, Summary, Comparison, Reactivity)  # noqa: F401
 from .groups import (mean_ci, sd_interval, sd_ci, fisher_ci, summary, summarize, var_reduction, bootstrap_sd_ratio, sd_ratio_interval, sd_ratio_ci, var_red_interval, mean_diff_ci, f_test, levene, brown_forsythe, bartlett_summary, welch, prob_improvement, compare, verdict, equivalence_verdict, SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)  # noqa: F401
-from .reactivity import (epoch_mean, zscore, ccf, reactivity, reactivity_per_seed)  # noqa: F401
+from .reactivity import (epoch_mean, zscore, ccf, reactivity, reactivity_per_seed, implied_pairs)  # noqa: F401
 from .seeds import (seed_group_draws, seed_groups, seed_effect_size, max_seed_effect, normal_seed_effect, pareto_front, f_test_power, f_test_power_simulated, seeds_for_power, pairwise_churn, churn, test_set_variance)  # noqa: F401
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "mean_diff_ci", "var_reduction", "bootstrap_sd_ratio", "prob_improvement", "compare", "verdict",
     "equivalence_verdict", "f_test", "levene", "brown_forsythe", "bartlett_summary", "welch",
     "seed_group_draws", "seed_groups", "epoch_mean", "zscore", "ccf", "reactivity",
-    "reactivity_per_seed", "seed_effect_size", "pareto_front", "f_test_power",
+    "reactivity_per_seed", "implied_pairs", "seed_effect_size", "pareto_front", "f_test_power",
     "f_test_power_simulated", "seeds_for_power", "churn", "pairwise_churn", "test_set_variance",
     "max_seed_effect", "normal_seed_effect",
 ]

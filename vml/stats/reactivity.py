@@ -108,3 +108,21 @@ def reactivity_per_seed(lam_epochs: Any, test_loss_epochs: Any, max_lag: int = 1
     lam, loss = _series_pair(lam_epochs, test_loss_epochs)
     lead = _count(lead, "lead", 1)
     return [_reactivity_1d(a, b, max_lag, lead) for a, b in zip(lam, loss)]
+
+
+def implied_pairs(r: float, p: float, max_n: int = 100_000) -> int:
+    """The number of pairs n at which Pearson's two-sided test of a correlation r gives the p-value closest
+    to `p` (on the log scale): how many pairs a reported (r, p) implies. Raises where no n up to `max_n`
+    comes within a factor of 2 of `p`."""
+    from scipy import stats as st
+    if not (-1 < r < 1) or r == 0:
+        raise ValueError(f"r must lie in (-1, 1) and not be 0; got {r!r}")
+    if not (0 < p < 1):
+        raise ValueError(f"p must lie in (0, 1); got {p!r}")
+    n = np.arange(4, max_n + 1)
+    t = abs(r) * np.sqrt((n - 2) / (1 - r * r))
+    logp = np.log(2) + st.t.logsf(t, n - 2)
+    i = int(np.argmin(np.abs(logp - np.log(p))))
+    if abs(logp[i] - np.log(p)) > np.log(2):
+        raise ValueError(f"no n up to {max_n} gives p near {p!r} at r = {r!r}")
+    return int(n[i])
