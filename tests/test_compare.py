@@ -77,3 +77,15 @@ def test_mismatched_prediction_shapes_are_refused(runs, tmp_path, capsys):
     assert main(["compare", runs[2], runs[3], "--predictions", str(tmp_path / "p.npy"), str(tmp_path / "p.npy"),
                  "--labels", str(tmp_path / "l.npy")]) == 2
     assert "have shape (20, 99); need (runs, 100)" in capsys.readouterr().err
+
+
+def test_smaller_than_claimed_says_no_reduction_is_established_where_the_interval_reaches_zero(tmp_path):
+    rng = np.random.default_rng(1)
+    b = 74 + 0.7 * rng.standard_normal(40)
+    m = 74 + (b - 74) + 0.1 * rng.standard_normal(40)  # the same spread, tightly paired: 33.3% ruled out, 0 inside
+    out = cmp.compare(cmp.read_runs(_csv(tmp_path / "b.csv", zip(range(1, 41), b))),
+                      cmp.read_runs(_csv(tmp_path / "m.csv", zip(range(1, 41), m))), n_boot=200)
+    v = out["table"]["value"]
+    assert v["verdict"] == "smaller than claimed" and v["paired low"] <= 0 <= v["paired high"] < 33.3
+    assert out["text"].startswith("Against a claimed reduction of 33.3%: smaller than claimed (the claim is ruled "
+                                  "out; no reduction is established). Var. Red.")

@@ -132,7 +132,10 @@ def _text(r: dict[str, Any], margin: float, claimed: float) -> str:
     kind = "paired" if "pairs" in r else "F"
     high = r["paired high"] if "pairs" in r else r["F high"]
     low = r["paired low"] if "pairs" in r else r["F low"]
-    rule = (f"Against a claimed reduction of {claimed:g}%: {r['verdict']}. "
+    # "smaller than claimed" rules the claim out; where the interval reaches 0 it establishes no reduction either
+    found = (" (the claim is ruled out; no reduction is established)" if r["verdict"] == "smaller than claimed"
+             and low <= 0 else "")
+    rule = (f"Against a claimed reduction of {claimed:g}%: {r['verdict']}{found}. "
             f"Var. Red. {r.get('paired Var. Red. (%)', r['Var. Red. (%)']):.1f}% ({kind} 95% interval "
             f"{low:.1f}% to {high:.1f}%). ")
     if r["reduces the spread by less than margin"]:
