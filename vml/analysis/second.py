@@ -697,9 +697,14 @@ def machines_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
                             for item, rec in stored_runs("second-test", profile, root, arrays=False))
 
 
+def _control_columns(t: pd.DataFrame) -> list[str]:
+    """The columns of `machines_table` that hold the dose arms' controls (doses 0 and 1, `arm_label`)."""
+    return [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
+
+
 def _dose_machines(t: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(machines that trained the new doses' runs, machines that trained their controls) of `machines_table`."""
-    controls = [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
+    controls = _control_columns(t)
     new = [c for c in t if c.startswith("dose ") and c not in controls]
     made = lambda cols: [m for m in t.index if t.loc[m, cols].sum() > 0] if cols else []  # noqa: E731
     return made(new), made(controls)
@@ -727,7 +732,7 @@ def machine_text(t: pd.DataFrame) -> str:
 
 def _unnamed_controls(t: pd.DataFrame) -> int:
     """How many control runs (doses 0 and 1) of `machines_table` name no machine."""
-    controls = [c for c in ("dose 0 (Base)", "dose 1 (Table 5)") if c in t]
+    controls = _control_columns(t)
     return int(t.loc[NOT_NAMED, controls].sum()) if NOT_NAMED in t.index and controls else 0
 
 
