@@ -644,3 +644,17 @@ def test_the_answer_box_adds_the_lead_below_the_figure_once_the_tta_arm_is_compl
     monkeypatch.setattr(second, "tta_declared_power", lambda profile, root=None: 0.67)
     assert book.doses_answer("cpu") == "**The TTA lead.** " + second.lead_answer(t, 0.67)
     assert book.doses_answer("cpu").startswith("**The TTA lead.** The TTA lead is dropped: on 50 new seed pairs")
+
+
+def test_a_seed_with_a_failed_run_leaves_the_pairs_and_the_pairs_declared(monkeypatch):
+    from types import SimpleNamespace as NS
+    seeds = (1, 2, 3)
+    items = [NS(tags={"arm": "tta"}, spec=NS(seed=s, loss=loss)) for s in seeds for loss in ("base", "vml")]
+    ok = {"iters": {"loss": {"zlib_b64": "not decoded"}}, "test_loss": 1.0, "test_acc": 0.7,
+          "epochs": [{"train_loss": 1.2, "test_loss": 1.0}]}
+    broken = {**ok, "epochs": [{"train_loss": float("nan"), "test_loss": 1.0}]}  # as `store.read(arrays=False)` gives
+    recs = [(i, broken if (i.spec.seed, i.spec.loss) == (2, "vml") else ok) for i in items]
+    monkeypatch.setattr(second, "get_study", lambda name: NS(grid=lambda profile: items))
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(recs))
+    b, v, n = second.pairs("second-test", lambda i: True)
+    assert len(b) == len(v) == n == 2  # seed 2 is out of both: the test is complete with its 2 other pairs

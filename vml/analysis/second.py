@@ -313,18 +313,22 @@ def pairs(study: str, select: Any, profile: str = "cpu", root: Any = None, value
           vml: Any = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(Base values, VML values, pairs declared) in pp, seed by seed, over the seeds stored in both arms,
     for the grid items of `study` that `select(item)` keeps; `vml(item)` picks the VML arm among them
-    (default: loss == "vml")."""
+    (default: loss == "vml"). A seed with a failed run (`loss_went_nonfinite`) leaves both the pairs and
+    the pairs declared, as the second test declares: a test uses its complete pairs."""
     is_vml = vml or (lambda i: i.spec.loss == "vml")
     by: dict[str, dict[int, float]] = {"base": {}, "vml": {}}
     declared: dict[str, set[int]] = {"base": set(), "vml": set()}
+    failed: set[int] = set()
     items = [i for i in get_study(study).grid(profile) if select(i)]
     for i in items:
         declared["vml" if is_vml(i) else "base"].add(i.spec.seed)
     for item, rec in stored_runs(study, profile, root, arrays=False):
         if select(item):
             by["vml" if is_vml(item) else "base"][item.spec.seed] = 100 * rec[value]
-    seeds = sorted(set(by["base"]) & set(by["vml"]))
-    n = len(declared["base"] & declared["vml"])
+            if loss_went_nonfinite(rec):
+                failed.add(item.spec.seed)
+    seeds = sorted((set(by["base"]) & set(by["vml"])) - failed)
+    n = len((declared["base"] & declared["vml"]) - failed)
     return (np.array([by["base"][s] for s in seeds]), np.array([by["vml"][s] for s in seeds]), n)
 
 
@@ -660,11 +664,14 @@ def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
 
 
 def loss_went_nonfinite(rec: dict[str, Any]) -> bool:
-    """Whether a run's loss was non-finite at any step (the record's per-step series, decoded) or in any
-    epoch's train or test loss: a failed run by the second test's declaration. Training does not stop on
-    one, so the record of such a run is stored like any other."""
-    series = [np.asarray(rec["iters"]["loss"], dtype=float), np.asarray([rec["test_loss"]], dtype=float),
+    """Whether a run's loss was non-finite in any epoch's train loss (the mean over the epoch's steps, so a
+    non-finite step shows there too) or test loss, or at any step of the per-step series where the record
+    is decoded: a failed run by the second test's declaration. Training does not stop on one, so the
+    record of such a run is stored like any other."""
+    series = [np.asarray([rec["test_loss"]], dtype=float),
               np.asarray([[e["train_loss"], e["test_loss"]] for e in rec["epochs"]], dtype=float)]
+    if isinstance(rec["iters"].get("loss"), np.ndarray):  # decoded (`store.read(arrays=True)`)
+        series.append(np.asarray(rec["iters"]["loss"], dtype=float))
     return not all(np.isfinite(v).all() for v in series)
 
 
