@@ -581,11 +581,11 @@ def test_failures_are_counted_per_arm_and_said_in_one_sentence(monkeypatch):
     dose = lambda d: NS(tags={"arm": "dose", "dose": d}, spec=NS(loss="vml"))  # noqa: E731
     runs = [(dose(0), _loss_record([2.0, 1.0])), (dose(k), _loss_record([2.0, 1.0])),
             (dose(k), _loss_record([2.0, float("nan")]))]
-    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None: iter(runs))
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(runs))
     t = second.failures_table("cpu")
     assert t.to_dict("index") == {"dose 0 (Base)": {"stored": 1, "failed": 0}, f"dose {k}": {"stored": 2, "failed": 1}}
     assert second.failures_text(t) == f"Runs whose loss became non-finite (failed, as declared): dose {k}: 1 of 2 stored."
-    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None: iter(runs[:2]))
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(runs[:2]))
     assert second.failures_text(second.failures_table("cpu")) == (
         f"No stored run failed: the loss stayed finite at every step of all 2 runs stored (dose 0 (Base): 1; "
         f"dose {k}: 1).")

@@ -679,7 +679,7 @@ def failures_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     """The declared failure count: per arm of the second test (`arm_label`), its stored runs and how many of
     them failed (`loss_went_nonfinite`)."""
     rows: dict[str, list[int]] = {}
-    for item, rec in stored_runs("second-test", profile, root):
+    for item, rec in stored_runs("second-test", profile, root, arrays=False):
         row = rows.setdefault(arm_label(item), [0, 0])
         row[0] += 1
         row[1] += loss_went_nonfinite(rec)
