@@ -117,19 +117,52 @@ def machine_check_text(t: pd.DataFrame) -> str:
         head = (f"{label} ({r['pairs']} seeds, {r['machines']}): pair correlation {r['rho']:.2f} "
                 f"(95% CI {r['rho_low']:.2f} to {r['rho_high']:.2f}), Var. Red. {r['var_red']:.1f}% "
                 f"(paired 95% CI {r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
-        if label == t.index[0]:
-            read = ("the pairs stay correlated at this dose on one machine, so the dose arm's loss of correlation "
-                    "came with the change of machine" if r["rho_low"] > 0 else
-                    "on one machine too the pairs are not detectably correlated, so the dose may loosen them by itself")
-        else:
-            read = ("the machine changed the spread" if r["pm_high"] < 0 or r["pm_low"] > 0 else
-                    "no effect of the machine on the spread was detected")
-        out.append(f"{head}: {read}.")
+        out.append(f"{head}: {_machine_check_reading(r, label == t.index[0])}.")
     same = t["same_kind"].fillna(0).sum() if "same_kind" in t else 0
     if same:
         equal = int(t["same_kind_equal"].fillna(0).sum())
         out.append(f"Of the {int(same)} replicas that trained on their original's machine kind, {equal} repeated its "
                    "test accuracy exactly.")
+    return " ".join(out)
+
+
+def _machine_check_reading(r: pd.Series, one_machine: bool) -> str:
+    """The declared reading of one complete row of `machine_check` (see `machine_check_text`)."""
+    if one_machine:
+        return ("the pairs stay correlated at this dose on one machine, so the dose arm's loss of correlation "
+                "came with the change of machine" if r["rho_low"] > 0 else
+                "on one machine too the pairs are not detectably correlated, so the dose may loosen them by itself")
+    return ("the machine changed the spread" if r["pm_high"] < 0 or r["pm_low"] > 0 else
+            "no effect of the machine on the spread was detected")
+
+
+def machine_check_answer(t: pd.DataFrame) -> str:
+    """`machine_check` in two sentences for the introduction, by the same declared reading as
+    `machine_check_text`: the dose against Base on one machine, then each replica against its original
+    across machines (pending: counts only)."""
+    k = studies.MACHINE_CHECK_DOSE
+    head = (f"A machine check, declared after these results were read (it can explain them, never change them), "
+            f"trains Base and dose {k} again, each seed's two runs on one machine")
+    first = t.iloc[0]
+    if pd.notna(first.get("stored", np.nan)):
+        return f"{head}: {int(first['stored'])} of {int(first['runs'])} runs stored so far."
+    if pd.isna(first.get("base_sd")):
+        out = [f"{head}; on one machine it could not compare them ({first['machines']})."]
+    else:
+        out = [f"{head}. On one machine ({first['pairs']} seeds) dose {k} and Base had a same-seed correlation of "
+               f"{first['rho']:.2f} (95% CI {first['rho_low']:.2f} to {first['rho_high']:.2f}): "
+               f"{_machine_check_reading(first, True)}."]
+    across = [(name, t.iloc[i]) for i, name in ((1, "Base"), (2, f"dose {k}"))]
+    done = [(name, r) for name, r in across if pd.notna(r.get("base_sd"))]
+    if done:
+        rhos = " and ".join(f"{r['rho']:.2f} ({name}, {r['pairs']} seeds)" for name, r in done)
+        moved = [name for name, r in done if _machine_check_reading(r, False) == "the machine changed the spread"]
+        effect = (f"the machine changed the spread of {' and of '.join(moved)}" if moved else
+                  "no effect of the machine on the spread was detected")
+        out.append(f"Each replica trained on another machine kind than its original kept a correlation of {rhos} "
+                   f"with it, and {effect}.")
+    out += [f"The {name} replicas could not be compared with their originals across machines ({r['machines']})."
+            for name, r in across if pd.isna(r.get("base_sd"))]
     return " ".join(out)
 
 
