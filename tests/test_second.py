@@ -329,6 +329,17 @@ def test_equivalence_text_says_any_reduction_is_ruled_out_when_the_whole_interva
         "the data rule out any reduction (the interval ends at -800.5%): VML widened the spread"
 
 
+def test_equivalence_text_says_the_spread_narrowed_when_the_whole_interval_lies_above_zero():
+    assert second.equivalence_text({"pm_low": 13.4, "pm_high": 48.0, "below_margin": False}) == \
+        "the data place the Var. Red. between 13.4% and 48.0%: VML narrowed the spread"
+    assert second.equivalence_text({"pm_low": 24.0, "pm_high": 60.0, "below_margin": False}) == \
+        "the data place the Var. Red. between 24.0% and 60.0%: VML narrowed the spread by more than 20%"
+    assert second.equivalence_text({"pm_low": 2.0, "pm_high": 15.0, "below_margin": True}) == \
+        "the data place the Var. Red. between 2.0% and 15.0%: VML narrowed the spread, by less than 20%"
+    assert second.equivalence_text({"pm_low": -5.0, "pm_high": 22.1, "below_margin": False}).endswith(
+        "so a reduction of 20% is not ruled out")
+
+
 def test_size_text_gives_the_sd_ratio_only_where_vml_doubles_base():
     assert second.size_text({"var_red": -15.8, "base_sd": 0.73, "vml_sd": 0.84}) == "Var. Red. -15.8%"
     assert second.size_text({"var_red": -1098.5, "base_sd": 0.73, "vml_sd": 8.74}) == \

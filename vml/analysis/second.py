@@ -511,9 +511,15 @@ def pooled_table(reanalysis: pd.DataFrame) -> pd.DataFrame:
 def equivalence_text(row: dict[str, Any], margin: float = MARGIN) -> str:
     """What one complete paired comparison rules out, in words: the upper end of its paired interval, and
     whether the equivalence statement at `margin` holds. Where the whole interval lies below 0 (VML widened
-    the spread), it says that any reduction is ruled out instead."""
+    the spread), it says that any reduction is ruled out instead; where it lies above 0 (VML narrowed the
+    spread), it gives both ends and how they stand to `margin`."""
     if row["pm_high"] < 0:
         return f"the data rule out any reduction (the interval ends at {row['pm_high']:.1f}%): VML widened the spread"
+    if row.get("pm_low", np.nan) > 0:
+        size = (f" by more than {margin:g}%" if row["pm_low"] > margin else
+                f", by less than {margin:g}%" if row["below_margin"] else "")
+        return (f"the data place the Var. Red. between {row['pm_low']:.1f}% and {row['pm_high']:.1f}%: "
+                f"VML narrowed the spread{size}")
     head = f"the data rule out a Var. Red. above {row['pm_high']:.1f}%"
     if row["below_margin"]:
         return f"{head}: VML reduces the spread by less than {margin:g}%"
