@@ -354,8 +354,8 @@ def protocol_line(primary: pd.DataFrame, profile: str | None = None) -> str:
 def answer_text(primary: pd.DataFrame, spreads: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
     """The decisive test's answer as one quotable sentence (the first complete test: the one built to see
     the paper's effect), then the other tests in a second sentence, in the book's vocabulary. With
-    `paired` (`second.reanalysis_table`), the first test's sentence adds the upper end of its
-    seed-by-seed (Pitman-Morgan) interval, what the pairing rules out."""
+    `paired` (`second.reanalysis_table`), each test adds the upper end of its seed-by-seed
+    (Pitman-Morgan) interval, what the pairing rules out."""
     from . import decisive
 
     read = decisive.readings(primary, spreads)
@@ -367,11 +367,13 @@ def answer_text(primary: pd.DataFrame, spreads: pd.DataFrame, paired: pd.DataFra
             "No comparison of the decisive test found a smaller across-seed spread with VML")
     first, *rest = read.to_dict("records")
     r = done.loc[first["test"]]
+    def paired_end(test: str) -> str:
+        ok = paired is not None and test in paired.index and np.isfinite(paired.loc[test].get("pm_high", np.nan))
+        return f"; paired by seed, the interval ends at {paired.loc[test, 'pm_high']:.1f}%" if ok else ""
+
     text = (f"{lead}: on {first['test']} ({int(r['of']) // 2} seeds per arm) the test "
             f"{decisive.short_why(pd.Series(first))} (Var. Red. {decisive._whole(r['var_red'])}%, 95% CI "
-            f"{decisive._whole(r['f_low'])}% to {decisive._whole(r['f_high'])}%"
-            + (f"; paired by seed, the interval ends at {paired.loc[first['test'], 'pm_high']:.1f}%"
-               if paired is not None and first["test"] in paired.index
-               and np.isfinite(paired.loc[first["test"]].get("pm_high", np.nan)) else "") + ").")
-    others = [f"{g['test']}: *{g['reading']}* ({decisive.short_why(pd.Series(g))})" for g in rest]
+            f"{decisive._whole(r['f_low'])}% to {decisive._whole(r['f_high'])}%{paired_end(first['test'])}).")
+    others = [f"{g['test']}: *{g['reading']}* ({decisive.short_why(pd.Series(g))}{paired_end(g['test'])})"
+              for g in rest]
     return text + (" " + "; ".join(others) + "." if others else "")
