@@ -460,18 +460,27 @@ def lead_answer(primary: pd.DataFrame, power_holm: float) -> str:
     """The TTA lead's fate in one sentence, once the TTA arm (the last primary test) is complete, else "":
     *confirmed* where the declared reading is supported; *dropped* where it is opposite, or smaller than
     claimed (the lead's size ruled out); otherwise neither, with the arm's declared power at α/3
-    (`power_holm`, a fraction) beside it. Then its paired interval and what it rules out."""
+    (`power_holm`, a fraction) beside it. Then its paired interval and, unless the interval lies above 0
+    (where its two ends say it all), what it rules out. Neither confirmed nor dropped happens where the
+    interval holds the lead's size and either holds 0 too or lies above 0 while the Holm-adjusted p
+    (which counts three tests) is not below α: the sentence says which."""
     r = primary.iloc[-1]
     if pd.isna(r.get("base_sd")) or pd.isna(r.get("pm_p_holm")):
         return ""
     n, size = int(r["of"]), f"the lead's {r['claimed']:.1f}%"
+    above = r["pm_low"] > 0
+    held = (f"the paired interval lies above 0 ({r['pm_low']:.1f}% to {r['pm_high']:.1f}%) and holds {size}, but the "
+            f"Holm-adjusted p, {r['pm_p_holm']:.2g}, is not below {ALPHA:g}" if above else
+            f"the interval holds both no reduction and {size}")
     head = {SUPPORTED: f"The TTA lead is confirmed: on {n} new seed pairs VML narrowed the spread of TTA accuracy",
             OPPOSITE: f"The TTA lead is dropped: on {n} new seed pairs VML widened the spread of TTA accuracy",
             SMALLER: f"The TTA lead is dropped at its size: {n} new seed pairs rule out {size}"}.get(
-        r["verdict"], f"The TTA lead is neither confirmed nor dropped: on {n} new seed pairs the interval holds both no "
-                      f"reduction and {size} (the arm was declared underpowered: {100 * power_holm:.0f}% power at α/3)")
+        r["verdict"], f"The TTA lead is neither confirmed nor dropped: on {n} new seed pairs {held} (the arm was "
+                      f"declared underpowered: {100 * power_holm:.0f}% power at α/3)")
+    if r["verdict"] not in (SUPPORTED, OPPOSITE, SMALLER) and above:
+        return f"{head} (*{r['verdict']}*; {size_text(r)})."
     return (f"{head} (*{r['verdict']}*; {size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to "
-            f"{r['pm_high']:.1f}%, Holm p {r['pm_p_holm']:.2g}); {equivalence_text(r)}.")
+            f"{r['pm_high']:.1f}%, Holm p {r['pm_p_holm']:.2g})" + ("." if above else f"; {equivalence_text(r)}."))
 
 
 def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
