@@ -25,6 +25,15 @@ def test_every_chapter_has_a_page():
     assert not missing
 
 
+def test_the_front_pages_chapter_table_links_every_chapter():
+    # the second test (chapter 7c) and chapter 11 were once missing from it
+    from book_pages import ROOT
+    index = (ROOT / "book" / "index.md").read_text()
+    linked = {str((ROOT / "book" / doc).resolve().relative_to(ROOT)) for doc in re.findall(r"\{doc\}`([^`]+)`", index)}
+    missing = [doc for doc in chapters()[1:] if doc not in linked]
+    assert not missing, f"book/index.md links no chapter {missing}"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(HTML)) for p in PAGES])
 def test_internal_links_resolve(page):
     assert not broken_links(page)
