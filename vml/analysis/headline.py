@@ -367,6 +367,7 @@ def answer_text(primary: pd.DataFrame, spreads: pd.DataFrame, paired: pd.DataFra
             "No comparison of the decisive test found a smaller across-seed spread with VML")
     first, *rest = read.to_dict("records")
     r = done.loc[first["test"]]
+
     def paired_end(test: str) -> str:
         ok = paired is not None and test in paired.index and np.isfinite(paired.loc[test].get("pm_high", np.nan))
         return f"; paired by seed, the interval ends at {paired.loc[test, 'pm_high']:.1f}%" if ok else ""
