@@ -646,8 +646,7 @@ def _tta_primary(base, vml, p_holm):
     (2.0, 0.1, second.OPPOSITE, "The TTA lead is dropped: on 50 new seed pairs VML widened"),
     (1.0, 0.05, second.SMALLER, "The TTA lead is dropped at its size: 50 new seed pairs rule out the lead's 33.6%"),
     (0.0, 0.85, second.INCONCLUSIVE, "The TTA lead is neither confirmed nor dropped: on 50 new seed pairs the "
-                                     "interval holds both no reduction and the lead's 33.6% (the arm was declared "
-                                     "underpowered: 67% power at α/3)"),
+                                     "interval holds both no reduction and the lead's 33.6% (*inconclusive at this n*;"),
 ])
 def test_lead_answer_confirms_drops_or_neither_by_the_declared_reading(scale, noise, want, says):
     rng = np.random.default_rng(3)
@@ -660,6 +659,7 @@ def test_lead_answer_confirms_drops_or_neither_by_the_declared_reading(scale, no
     assert text.startswith(says), text
     assert f"paired 95% interval {r['pm_low']:.1f}% to {r['pm_high']:.1f}%" in text
     assert (second.equivalence_text(r) in text) == (r["pm_low"] <= 0)  # above 0, the interval says it all
+    assert text.endswith("; the arm was declared underpowered (67% power at α/3).") == (want == second.INCONCLUSIVE)
 
 
 def test_lead_answer_neither_says_the_interval_lies_above_0_where_only_holms_correction_kept_the_lead_unconfirmed():
@@ -672,7 +672,8 @@ def test_lead_answer_neither_says_the_interval_lies_above_0_where_only_holms_cor
     text = second.lead_answer(t, 0.671)
     assert text.startswith("The TTA lead is neither confirmed nor dropped: on 50 new seed pairs the paired interval "
                            f"lies above 0 ({r['pm_low']:.1f}% to {r['pm_high']:.1f}%) and holds the lead's 33.6%, but "
-                           "the Holm-adjusted p, 0.08, is not below 0.05 (the arm was declared underpowered"), text
+                           f"the Holm-adjusted p, 0.08, is not below 0.05 (*inconclusive at this n*; Var. Red. "
+                           f"{r['var_red']:.1f}%); the arm was declared underpowered (67% power at α/3)."), text
     assert "holds both no reduction" not in text and text.count(f"{r['pm_low']:.1f}%") == 1
 
 

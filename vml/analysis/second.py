@@ -472,15 +472,17 @@ def lead_answer(primary: pd.DataFrame, power_holm: float) -> str:
     held = (f"the paired interval lies above 0 ({r['pm_low']:.1f}% to {r['pm_high']:.1f}%) and holds {size}, but the "
             f"Holm-adjusted p, {r['pm_p_holm']:.2g}, is not below {ALPHA:g}" if above else
             f"the interval holds both no reduction and {size}")
+    neither = r["verdict"] not in (SUPPORTED, OPPOSITE, SMALLER)
     head = {SUPPORTED: f"The TTA lead is confirmed: on {n} new seed pairs VML narrowed the spread of TTA accuracy",
             OPPOSITE: f"The TTA lead is dropped: on {n} new seed pairs VML widened the spread of TTA accuracy",
             SMALLER: f"The TTA lead is dropped at its size: {n} new seed pairs rule out {size}"}.get(
-        r["verdict"], f"The TTA lead is neither confirmed nor dropped: on {n} new seed pairs {held} (the arm was "
-                      f"declared underpowered: {100 * power_holm:.0f}% power at α/3)")
-    if r["verdict"] not in (SUPPORTED, OPPOSITE, SMALLER) and above:
-        return f"{head} (*{r['verdict']}*; {size_text(r)})."
-    return (f"{head} (*{r['verdict']}*; {size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to "
-            f"{r['pm_high']:.1f}%, Holm p {r['pm_p_holm']:.2g})" + ("." if above else f"; {equivalence_text(r)}."))
+        r["verdict"], f"The TTA lead is neither confirmed nor dropped: on {n} new seed pairs {held}")
+    said = f"*{r['verdict']}*; {size_text(r)}" + ("" if neither and above else
+                                                   f", paired 95% interval {r['pm_low']:.1f}% to {r['pm_high']:.1f}%, "
+                                                   f"Holm p {r['pm_p_holm']:.2g}")
+    tails = ([] if above else [equivalence_text(r)]) + (
+        [f"the arm was declared underpowered ({100 * power_holm:.0f}% power at α/3)"] if neither else [])
+    return f"{head} ({said})" + "".join(f"; {t}" for t in tails) + "."
 
 
 def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
