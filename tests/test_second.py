@@ -525,6 +525,10 @@ def test_machine_check_answer_reads_the_check_in_two_sentences_for_the_introduct
     assert "kept a correlation of 0.81 (Base, 30 seeds) with it, and no effect of the machine on the spread" in text
     assert text.endswith(f"The dose {k} replicas could not be compared with their originals across machines "
                          "(one machine kind for 28 of 30 seeds).")
+    repeats = flat.assign(same_kind=[np.nan, 0, 28], same_kind_equal=[np.nan, 0, 28])
+    assert second.machine_check_answer(repeats).endswith(
+        "(one machine kind for 28 of 30 seeds). Of the 28 replicas that trained on their original's machine kind, "
+        "28 repeated its test accuracy exactly.")
     pending = pd.DataFrame([{"test": "one", "stored": 12, "runs": 60}]).set_index("test")
     assert second.machine_check_answer(pending).endswith(f"dose {k} again, each seed's two runs on one machine: 12 of 60 runs stored so far.")
 

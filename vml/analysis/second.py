@@ -118,12 +118,18 @@ def machine_check_text(t: pd.DataFrame) -> str:
                 f"(95% CI {r['rho_low']:.2f} to {r['rho_high']:.2f}), Var. Red. {r['var_red']:.1f}% "
                 f"(paired 95% CI {r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
         out.append(f"{head}: {_machine_check_reading(r, label == t.index[0])}.")
+    return " ".join([*out, _repeats_text(t)]).strip()
+
+
+def _repeats_text(t: pd.DataFrame) -> str:
+    """How many of `machine_check`'s replicas that trained on their original's machine kind repeated its test
+    accuracy exactly ("" where none did)."""
     same = t["same_kind"].fillna(0).sum() if "same_kind" in t else 0
-    if same:
-        equal = int(t["same_kind_equal"].fillna(0).sum())
-        out.append(f"Of the {int(same)} replicas that trained on their original's machine kind, {equal} repeated its "
-                   "test accuracy exactly.")
-    return " ".join(out)
+    if not same:
+        return ""
+    equal = int(t["same_kind_equal"].fillna(0).sum())
+    return (f"Of the {int(same)} replicas that trained on their original's machine kind, {equal} repeated its "
+            "test accuracy exactly.")
 
 
 def _machine_check_reading(r: pd.Series, one_machine: bool) -> str:
@@ -163,7 +169,7 @@ def machine_check_answer(t: pd.DataFrame) -> str:
                    f"with it, and {effect}.")
     out += [f"The {name} replicas could not be compared with their originals across machines ({r['machines']})."
             for name, r in across if pd.isna(r.get("base_sd"))]
-    return " ".join(out)
+    return " ".join([*out, _repeats_text(t)]).strip()
 
 
 def machine_check_readable(t: pd.DataFrame) -> pd.DataFrame:
