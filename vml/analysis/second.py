@@ -138,8 +138,12 @@ def _machine_check_reading(r: pd.Series, one_machine: bool) -> str:
         return ("the pairs stay correlated at this dose on one machine, so the dose arm's loss of correlation "
                 "came with the change of machine" if r["rho_low"] > 0 else
                 "on one machine too the pairs are not detectably correlated, so the dose may loosen them by itself")
-    return ("the machine changed the spread" if r["pm_high"] < 0 or r["pm_low"] > 0 else
-            "no effect of the machine on the spread was detected")
+    return "the machine changed the spread" if _spread_moved(r) else "no effect of the machine on the spread was detected"
+
+
+def _spread_moved(r: pd.Series) -> bool:
+    """Whether a replica-against-original row's paired interval for Var. Red. excludes 0 (the declared reading)."""
+    return r["pm_high"] < 0 or r["pm_low"] > 0
 
 
 def machine_check_answer(t: pd.DataFrame) -> str:
@@ -162,7 +166,7 @@ def machine_check_answer(t: pd.DataFrame) -> str:
     done = [(name, r) for name, r in across if pd.notna(r.get("base_sd"))]
     if done:
         rhos = " and ".join(f"{r['rho']:.2f} ({name}, {r['pairs']} seeds)" for name, r in done)
-        moved = [name for name, r in done if _machine_check_reading(r, False) == "the machine changed the spread"]
+        moved = [name for name, r in done if _spread_moved(r)]
         effect = (f"the machine changed the spread of {' and of '.join(moved)}" if moved else
                   "no effect of the machine on the spread was detected")
         out.append(f"Each replica trained on another machine kind than its original kept a correlation of {rhos} "
