@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vml import data as vdata
+from vml import store
 from vml import train as vtrain
 from vml.spec import profile_spec
 from vml.train import RunRecord, RunSpec, lr_at, make_generators, train, tta_views_list
@@ -151,7 +152,43 @@ def test_resume_after_any_epoch_is_bitwise_identical(tmp_path, smoke, stop, monk
     assert ckpt.exists() and not list(tmp_path.glob("*.tmp"))
     resumed = train(spec, checkpoint_dir=tmp_path)
     assert_same_record(full, resumed)
+    assert resumed.trained_on is None and "trained_on" not in resumed.to_json_dict()  # one machine trained it
     assert not ckpt.exists()
+
+
+@pytest.mark.slow  # trains on the smoke profile
+def test_a_run_resumed_on_another_machine_names_both_in_its_record(tmp_path, smoke, monkeypatch, capsys):
+    spec = smoke.replace(seed=6, epochs=3)
+    assert train(spec, checkpoint_dir=tmp_path, stop_after=1) is None
+    here = vtrain.machine_info()
+    there = {**here, "cpu": "Other CPU", "threads": here["threads"] + 1}
+    monkeypatch.setattr(vtrain, "machine_info", lambda device="cpu": dict(there))
+    rec = train(spec, checkpoint_dir=tmp_path)
+    assert rec.machine == there
+    assert rec.trained_on == [{"from_epoch": 1, "machine": here}, {"from_epoch": 2, "machine": there}]
+    kind = store.machine_kind(here["cpu"], spec.precision, here["bf16_kernels"])
+    store.save(rec, tmp_path / "store")
+    stored = store.read(spec, root=tmp_path / "store", arrays=False)
+    assert stored["trained_on"] == rec.trained_on and store.made_on(stored) == f"{kind} + Other CPU"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"run {spec.key()}: epochs 1-1 trained on {here['cpu']} ({here['aten_cpu_capability']}, bf16 on "
+        f"{here['bf16_kernels']} kernels, {here['threads']} threads, torch {here['torch']}), the rest trains on "
+        f"Other CPU ({here['aten_cpu_capability']}, bf16 on {here['bf16_kernels']} kernels, {there['threads']} "
+        f"threads, torch {here['torch']}); its record names both (trained_on)")
+
+
+@pytest.mark.slow  # trains on the smoke profile
+def test_a_checkpoint_that_does_not_name_its_machine_leaves_that_stretch_unnamed(tmp_path, smoke):
+    spec = smoke.replace(seed=7, epochs=2)
+    assert train(spec, checkpoint_dir=tmp_path, stop_after=1) is None
+    path = tmp_path / f"{spec.key()}.pt"
+    state = torch.load(path, weights_only=False)
+    del state["machines"]  # as written before checkpoints named their machine
+    torch.save(state, path)
+    rec, here = train(spec, checkpoint_dir=tmp_path), vtrain.machine_info()
+    assert rec.trained_on == [{"from_epoch": 1, "machine": None}, {"from_epoch": 2, "machine": here}]
+    kind = store.machine_kind(here["cpu"], spec.precision, here["bf16_kernels"])
+    assert store.made_on(rec.to_json_dict()) == f"{store.MACHINE_NOT_NAMED} + {kind}"
 
 
 @pytest.mark.slow  # trains on the smoke profile

@@ -533,6 +533,7 @@ def median_epoch_s(rec: dict[str, Any]) -> float:
 
 
 FP32_KERNELS = " (bf16 on fp32 kernels)"  # marks a bf16 run whose products ran on fp32 kernels (`vml.bf16`)
+MACHINE_NOT_NAMED = "machine not named"  # a stretch of a resumed run whose checkpoint did not name its machine
 
 
 def machine_kind(cpu: str, precision: str, bf16_kernels: str | None) -> str:
@@ -545,8 +546,17 @@ def machine_kind(cpu: str, precision: str, bf16_kernels: str | None) -> str:
 def made_on(rec: dict[str, Any]) -> str | None:
     """The machine kind (`machine_kind`) a stored record was trained on (None for records written
     before they named their machine; records written before `vml.bf16` ran bf16 on bf16 kernels);
-    for a CUDA run, its GPU model (`machine["cuda"]`)."""
-    m = rec.get("machine") or {}
+    for a CUDA run, its GPU model (`machine["cuda"]`). A run resumed on another machine kind
+    (`trained_on`) names each kind in the order they trained it, joined by " + " (a kind of its own)."""
+    if rec.get("trained_on"):
+        kinds = [_kind(s["machine"], rec) or MACHINE_NOT_NAMED for s in rec["trained_on"]]
+        return " + ".join(dict.fromkeys(kinds))
+    return _kind(rec.get("machine"), rec)
+
+
+def _kind(m: dict[str, Any] | None, rec: dict[str, Any]) -> str | None:
+    """`made_on` of one machine (`vml.train.machine_info`) of the record `rec`."""
+    m = m or {}
     if (m.get("cuda") or {}).get("gpu"):
         return m["cuda"]["gpu"]
     return machine_kind(m["cpu"], rec["spec"].get("precision"), m.get("bf16_kernels")) if m.get("cpu") else None

@@ -35,6 +35,8 @@ The loop, in short (the book's implementation notes list every choice made here)
   CHECKPOINT_EVERY_S seconds of training after the last one (every epoch on a CPU, where an epoch
   takes a minute; not every 2-second GPU epoch), lets a killed run resume to a bitwise equal record.
   A checkpoint written on another device type is refused, in one line, and set aside.
+  A checkpoint resumed on another machine (`machine_info` differs) goes on; it says so in one line, and
+  the record names each machine with the epoch it took over from (`RunRecord.trained_on`).
 """
 from __future__ import annotations
 
@@ -106,6 +108,10 @@ class RunRecord:
     steps_per_epoch: int = 0
     data_source: str = ""
     machine: dict[str, Any] = field(default_factory=dict)
+    # a run resumed on another machine (`machine_info` differs): every stretch of epochs with its machine,
+    # [{"from_epoch": 1, "machine": {...}}, {"from_epoch": k, "machine": {...}}, ...] (`machine` is the last);
+    # None when one machine trained every epoch
+    trained_on: list[dict[str, Any]] | None = None
 
     ARRAYS = ("preds", "ema_preds", "tta_preds", "labels", "probs")
 
@@ -113,7 +119,7 @@ class RunRecord:
         """A JSON-ready dict of everything but the arrays (`iters`, predictions, labels, probs)."""
         out = {}
         for f in dataclasses.fields(self):
-            if f.name in self.ARRAYS or f.name == "iters":
+            if f.name in self.ARRAYS or f.name == "iters" or (f.name == "trained_on" and self.trained_on is None):
                 continue
             v = getattr(self, f.name)
             out[f.name] = v.to_dict() if isinstance(v, RunSpec) else copy.deepcopy(v)
@@ -368,6 +374,7 @@ class _Run:
     epoch: int = 0  # epochs done
     epochs: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch
     iters: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in LOG_NAMES})
+    machines: list[dict[str, Any]] = field(default_factory=list)  # [{"from_epoch", "machine"}]: who trained what
 
     @property
     def total(self) -> int:
@@ -406,7 +413,8 @@ def _start(spec: RunSpec, ds: vdata.Dataset, device: torch.device, trace: Callab
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=spec.lr, momentum=spec.momentum,
                           nesterov=spec.nesterov, weight_decay=spec.weight_decay)
     return _Run(spec, ds, ctx, gens, model, ema, criterion, base_loss, controller, opt,
-                steps=math.ceil(len(ds.train_x) / spec.batch_size), started=started, t0=t0)
+                steps=math.ceil(len(ds.train_x) / spec.batch_size), started=started, t0=t0,
+                machines=[{"from_epoch": 1, "machine": machine_info(device)}])
 
 
 def _train_epoch(run: _Run, bar: tqdm, trace: Callable[..., None]) -> tuple[Tensor, float]:
@@ -468,7 +476,8 @@ def _save_checkpoint(run: _Run, path: Path) -> None:
     state = {"key": run.spec.key(), "spec": run.spec.to_dict(), "epoch": run.epoch, "device": run.ctx.device.type,
              "model": run.model.state_dict(), "ema": run.ema.model.state_dict(), "opt": run.opt.state_dict(),
              "controller": run.controller.state_dict(), "gens": {s: run.gens[s].get_state() for s in ("shuf", "aug")},
-             "epochs": run.epochs, "iters": run.iters, "wall_s": run.epochs[-1]["wall_s"], "started": run.started}
+             "epochs": run.epochs, "iters": run.iters, "wall_s": run.epochs[-1]["wall_s"], "started": run.started,
+             "machines": run.machines}
     atomic_write(path, lambda f: torch.save(state, f))
 
 
@@ -504,6 +513,31 @@ def _resume(run: _Run, path: Path) -> None:
         run.gens[src].set_state(state["gens"][src].cpu())
     run.epoch, run.epochs, run.iters = state["epoch"], state["epochs"], state["iters"]
     run.wall_before, run.started = state["wall_s"], state["started"]
+    _resume_machines(run, state.get("machines") or [{"from_epoch": 1, "machine": None}])
+
+
+def _resume_machines(run: _Run, before: list[dict[str, Any]]) -> None:
+    """The machines that trained `run` before its checkpoint (None: a checkpoint written before they were
+    named), and this one from the next epoch where it differs (another CPU model, ISA level, bf16 kernels,
+    thread count or torch version: its numerics differ, so the record can repeat on neither machine). Says
+    so in one line; the record then names every machine (`RunRecord.trained_on`, `store.made_on`)."""
+    here = run.machines[-1]["machine"]
+    if before[-1]["machine"] == here:
+        run.machines = before
+        return
+    run.machines = [*before, {"from_epoch": run.epoch + 1, "machine": here}]
+    print(f"run {run.spec.key()}: epochs 1-{run.epoch} trained on {_machine_str(before[-1]['machine'])}, the rest "
+          f"trains on {_machine_str(here)}; its record names both (trained_on)", file=sys.stderr)
+
+
+def _machine_str(m: dict[str, Any] | None) -> str:
+    """One machine of `machine_info` in a few words, for messages."""
+    if m is None:
+        return "a machine its checkpoint does not name"
+    if m.get("cuda"):
+        return str(m["cuda"].get("gpu"))
+    return (f"{m['cpu']} ({m['aten_cpu_capability']}, bf16 on {m['bf16_kernels']} kernels, {m['threads']} threads, "
+            f"torch {m['torch']})")
 
 
 def _record(run: _Run, logits: Tensor | None, keep_probs: bool) -> RunRecord:
@@ -525,7 +559,7 @@ def _record(run: _Run, logits: Tensor | None, keep_probs: bool) -> RunRecord:
         probs=probs.cpu().numpy().astype(np.float16) if keep_probs else None,
         wall_s=wall_s, device=_device_str(ctx.device), versions=_versions(), started=run.started,
         n_params=models.param_count(run.model), steps_per_epoch=run.steps, data_source=ds.source,
-        machine=machine_info(ctx.device))
+        machine=run.machines[-1]["machine"], trained_on=run.machines if len(run.machines) > 1 else None)
 
 
 def train(spec: RunSpec, *, device: str | torch.device | None = None, quiet: bool = True,
