@@ -437,12 +437,15 @@ def test_correlation_power_matches_the_rejection_rate_of_pearsons_test_on_simula
 
 # ----------------------------------------------------------------------------- the machine check
 
-def _write(root, spec, acc, cpu):
+def _write(root, spec, acc, cpu, *resumed_on):
+    """A record trained on `cpu`, then (a resume on another machine) on each of `resumed_on` in turn."""
     import json
     path = store.record_path(spec, root)
     path.parent.mkdir(parents=True, exist_ok=True)
+    machines = [{"cpu": c} for c in (cpu, *resumed_on)]
+    trained_on = {"trained_on": [{"from_epoch": 1 + j, "machine": m} for j, m in enumerate(machines)]} if resumed_on else {}
     path.write_text(json.dumps({"key": spec.key(), "spec": spec.to_dict(), "test_acc": acc / 100,
-                                "machine": {"cpu": cpu}}))
+                                "machine": machines[-1], **trained_on}))
 
 
 def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_its_original_across_machines(tmp_path):
@@ -479,6 +482,27 @@ def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_i
     pending = second.machine_check("cpu", tmp_path)
     assert (pending["stored"] == 59).all() and "base_sd" not in pending
     assert set(second.machine_check_readable(pending)["pairs"]) == {"pending: 59 of 60 runs stored"}
+
+
+def test_a_seed_with_a_run_resumed_on_another_machine_kind_leaves_the_machine_checks_rows_of_that_run(tmp_path):
+    k, seeds = studies.MACHINE_CHECK_DOSE, list(studies.MACHINE_CHECK_SEEDS)
+    rng = np.random.default_rng(6)
+    acc = {(side, d): 74 + rng.standard_normal(30) for side in ("orig", "rep") for d in (0, k)}
+    orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in second.dose_items("cpu")[d] if i.spec.seed in seeds}
+    rep = {(i.tags["dose"], i.spec.seed): i.spec for i in studies.get_study("machine-check").grid("cpu")}
+    for j, s in enumerate(seeds):
+        _write(tmp_path, orig[0, s], acc["orig", 0][j], "Xeon")
+        _write(tmp_path, orig[k, s], acc["orig", k][j], "Xeon")
+        # seeds 1-2: both replicas carried from EPYC to Xeon at a session's end; seed 3: only the dose's
+        _write(tmp_path, rep[0, s], acc["rep", 0][j], "EPYC", *(["Xeon"] if s in seeds[:2] else []))
+        _write(tmp_path, rep[k, s], acc["rep", k][j], "EPYC", *(["Xeon"] if s in seeds[:3] else []))
+    assert store.made_on(store.read(rep[0, seeds[0]], root=tmp_path, arrays=False)) == "EPYC + Xeon"
+    one, base, dose = (second.machine_check("cpu", tmp_path).iloc[i] for i in range(3))
+    assert one["pairs"] == 27 and one["machines"] == "EPYC vs EPYC; 3 left out: a run resumed on another machine kind"
+    assert one["rho"] == pytest.approx(np.corrcoef(acc["rep", 0][3:], acc["rep", k][3:])[0, 1])
+    assert base["pairs"] == 28 and base["machines"] == "Xeon vs EPYC; 2 left out: a run resumed on another machine kind"
+    assert base["rho"] == pytest.approx(np.corrcoef(acc["orig", 0][2:], acc["rep", 0][2:])[0, 1])
+    assert dose["pairs"] == 27 and (dose["same_kind"], base["same_kind"]) == (0, 0)
 
 
 def test_machine_check_text_applies_the_declared_reading():

@@ -534,6 +534,7 @@ def median_epoch_s(rec: dict[str, Any]) -> float:
 
 FP32_KERNELS = " (bf16 on fp32 kernels)"  # marks a bf16 run whose products ran on fp32 kernels (`vml.bf16`)
 MACHINE_NOT_NAMED = "machine not named"  # a stretch of a resumed run whose checkpoint did not name its machine
+MIXED = " + "  # joins the kinds of a run resumed on another machine kind (`made_on`)
 
 
 def machine_kind(cpu: str, precision: str, bf16_kernels: str | None) -> str:
@@ -550,7 +551,7 @@ def made_on(rec: dict[str, Any]) -> str | None:
     (`trained_on`) names each kind in the order they trained it, joined by " + " (a kind of its own)."""
     if rec.get("trained_on"):
         kinds = [_kind(s["machine"], rec) or MACHINE_NOT_NAMED for s in rec["trained_on"]]
-        return " + ".join(dict.fromkeys(kinds))
+        return MIXED.join(dict.fromkeys(kinds))
     return _kind(rec.get("machine"), rec)
 
 

@@ -54,7 +54,9 @@ def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     2. Base, stored original vs replica, and 3. dose k, stored original vs replica: the machine alone,
        on the seeds whose two runs were trained on different machine kinds (`pairs` counts those).
 
-    Rows 2 and 3 also count the seeds whose replica trained on its original's machine kind (`same_kind`)
+    A seed with a run resumed on another machine kind (`store.made_on`, `vml.train.RunRecord.trained_on`)
+    leaves the rows that run is in, and their `machines` says how many left. Rows 2 and 3 also count the
+    seeds whose replica trained on its original's machine kind (`same_kind`)
     and how many of those repeated the original's test accuracy exactly (`same_kind_equal`): all of them,
     if training is deterministic per machine kind as it should be. Each row gives counts only until
     every run of the check is stored."""
@@ -77,22 +79,27 @@ def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     rows = []
     for lab, (a, b) in zip(labels, ((("rep", 0), ("rep", k)), (("orig", 0), ("rep", 0)), (("orig", k), ("rep", k)))):
         within = lab == labels[0]  # the replicas: seeds whose pair trained on one machine kind; else: on two
-        use = [s for s in seeds if (runs[(*a, s)][1] == runs[(*b, s)][1]) == within]
+        # a run resumed on another machine kind (`store.made_on` joins its kinds) is on neither side of the
+        # question: its seed leaves the row
+        mixed = [s for s in seeds if any(store.MIXED in runs[(*side, s)][1] for side in (a, b))]
+        use = [s for s in seeds if s not in mixed and (runs[(*a, s)][1] == runs[(*b, s)][1]) == within]
         x = np.array([runs[(*a, s)][0] for s in use])
         y = np.array([runs[(*b, s)][0] for s in use])
         kinds = lambda side: sorted({runs[(*side, s)][1] for s in use})  # noqa: E731
         extra = {}
         if not within:
-            same = [s for s in seeds if s not in use]
+            same = [s for s in seeds if s not in use and s not in mixed]
             extra = {"same_kind": len(same), "same_kind_equal": sum(runs[(*a, s)][0] == runs[(*b, s)][0] for s in same)}
+        left_out = (f"; {len(mixed)} left out: a run resumed on another machine kind" if mixed else "")
         if len(use) < 4:
             where = "two machine kinds" if within else "one machine kind"
             rows.append({"test": lab, "pairs": len(use), "of": len(seeds), **extra,
-                         "machines": f"{where} for {len(seeds) - len(use)} of {len(seeds)} seeds"})
+                         "machines": f"{where} for {len(seeds) - len(use) - len(mixed)} of {len(seeds)} seeds"
+                                     + left_out})
             continue
         row = paired_row(lab, x, y, len(use))
         row["rho_low"], row["rho_high"] = stats.fisher_ci(row["rho"], len(use))
-        row.update(machines=f"{' + '.join(kinds(a))} vs {' + '.join(kinds(b))}", of=len(seeds), **extra)
+        row.update(machines=f"{' + '.join(kinds(a))} vs {' + '.join(kinds(b))}{left_out}", of=len(seeds), **extra)
         rows.append(row)
     return pd.DataFrame(rows).set_index("test")
 
