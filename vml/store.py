@@ -550,17 +550,17 @@ def made_on(rec: dict[str, Any]) -> str | None:
     for a CUDA run, its GPU model (`machine["cuda"]`). A run resumed on another machine kind
     (`trained_on`) names each kind in the order they trained it, joined by " + " (a kind of its own)."""
     if rec.get("trained_on"):
-        kinds = [_kind(s["machine"], rec) or MACHINE_NOT_NAMED for s in rec["trained_on"]]
-        return MIXED.join(dict.fromkeys(kinds))
-    return _kind(rec.get("machine"), rec)
+        precision = rec["spec"].get("precision")
+        return MIXED.join(dict.fromkeys(_kind(s["machine"], precision) or MACHINE_NOT_NAMED for s in rec["trained_on"]))
+    return _kind(rec.get("machine"), rec["spec"].get("precision"))
 
 
-def _kind(m: dict[str, Any] | None, rec: dict[str, Any]) -> str | None:
-    """`made_on` of one machine (`vml.train.machine_info`) of the record `rec`."""
+def _kind(m: dict[str, Any] | None, precision: str | None) -> str | None:
+    """`made_on` of one machine (`vml.train.machine_info`) that trained a run of this precision."""
     m = m or {}
     if (m.get("cuda") or {}).get("gpu"):
         return m["cuda"]["gpu"]
-    return machine_kind(m["cpu"], rec["spec"].get("precision"), m.get("bf16_kernels")) if m.get("cpu") else None
+    return machine_kind(m["cpu"], precision, m.get("bf16_kernels")) if m.get("cpu") else None
 
 
 def row(spec: RunSpec, rec: dict[str, Any]) -> dict[str, Any]:
