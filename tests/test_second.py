@@ -437,24 +437,34 @@ def test_correlation_power_matches_the_rejection_rate_of_pearsons_test_on_simula
 
 # ----------------------------------------------------------------------------- the machine check
 
-def _write(root, spec, acc, cpu, *resumed_on):
-    """A record trained on `cpu`, then (a resume on another machine) on each of `resumed_on` in turn."""
+def _write(root, spec, acc, cpu, *resumed_on, **results):
+    """A record trained on `cpu` (a CPU model, a whole `machine_info`, or None: a record that names no
+    machine), then (a resume on another machine) on each of `resumed_on` in turn."""
     import json
     path = store.record_path(spec, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    machines = [{"cpu": c} for c in (cpu, *resumed_on)]
+    machines = [c if c is None or isinstance(c, dict) else {"cpu": c} for c in (cpu, *resumed_on)]
     trained_on = {"trained_on": [{"from_epoch": 1 + j, "machine": m} for j, m in enumerate(machines)]} if resumed_on else {}
-    path.write_text(json.dumps({"key": spec.key(), "spec": spec.to_dict(), "test_acc": acc / 100,
+    path.write_text(json.dumps({"key": spec.key(), "spec": spec.to_dict(), "test_acc": acc / 100, **results,
                                 "machine": machines[-1], **trained_on}))
 
 
-def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_its_original_across_machines(tmp_path):
+def _check_specs(rng_seed=0):
+    """The machine check's dose and seeds, its stored originals and replicas by (dose, seed), and random test
+    accuracies (%) for each (side, dose)."""
     k, seeds = studies.MACHINE_CHECK_DOSE, list(studies.MACHINE_CHECK_SEEDS)
+    orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in second.dose_items("cpu")[d] if i.spec.seed in seeds}
+    rep = {(i.tags["dose"], i.spec.seed): i.spec for i in studies.get_study("machine-check").grid("cpu")}
+    rng = np.random.default_rng(rng_seed)
+    acc = {(side, d): 74 + rng.standard_normal(len(seeds)) for side in ("orig", "rep") for d in (0, k)}
+    return k, seeds, orig, rep, acc
+
+
+def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_its_original_across_machines(tmp_path):
+    k, seeds, orig, rep, _ = _check_specs()
     rng = np.random.default_rng(5)
     b_orig, d_orig = 74 + rng.standard_normal(30), 73 + rng.standard_normal(30)
     b_rep, d_rep = b_orig + 0.5 * rng.standard_normal(30), 73 + rng.standard_normal(30)
-    orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in second.dose_items("cpu")[d] if i.spec.seed in seeds}
-    rep = {(i.tags["dose"], i.spec.seed): i.spec for i in studies.get_study("machine-check").grid("cpu")}
     assert all(sp.replica == 1 and sp.replace(replica=0) == orig[key] for key, sp in rep.items())
     same = seeds[:5]  # these seeds' replicas trained on the originals' machine kinds ...
     for j, s in enumerate(seeds):
@@ -473,9 +483,12 @@ def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_i
     assert base["var_red"] == pytest.approx(100 * (1 - b_rep[5:].std(ddof=1) / b_orig[5:].std(ddof=1)))
     assert dose["pairs"] == 0 and dose["machines"] == "one machine kind for 30 of 30 seeds"
     # the replicas on their originals' machine kinds: Base seeds 1-5 written equal, dose 5's all differ
-    assert (base["same_kind"], base["same_kind_equal"], dose["same_kind"], dose["same_kind_equal"]) == (5, 5, 30, 0)
+    assert (base["same_kind"], base["same_machine"], base["same_machine_equal"]) == (5, 5, 5)
+    assert (dose["same_kind"], dose["same_machine"], dose["same_machine_equal"]) == (30, 30, 0)
     assert second.machine_check_text(t).endswith(
-        "Of the 35 replicas that trained on their original's machine kind, 5 repeated its test accuracy exactly.")
+        "Of the 35 replicas that trained on their original's machine kind, 35 trained on the same machine by every "
+        "condition of bitwise reproducibility (CPU flags, ISA caps, bf16 kernels, threads, torch version), and 5 of "
+        "those repeated their original's test, EMA and TTA accuracy and test loss exactly.")
     page = second.machine_check_readable(t)
     assert page.iloc[2]["pairs"] == "0 of 30: one machine kind for 30 of 30 seeds"
     store.record_path(rep[k, 30], tmp_path).unlink()
@@ -485,11 +498,7 @@ def test_machine_check_pairs_the_replicas_on_one_machine_and_each_replica_with_i
 
 
 def test_a_seed_with_a_run_resumed_on_another_machine_kind_leaves_the_machine_checks_rows_of_that_run(tmp_path):
-    k, seeds = studies.MACHINE_CHECK_DOSE, list(studies.MACHINE_CHECK_SEEDS)
-    rng = np.random.default_rng(6)
-    acc = {(side, d): 74 + rng.standard_normal(30) for side in ("orig", "rep") for d in (0, k)}
-    orig = {(d, i.spec.seed): i.spec for d in (0, k) for i in second.dose_items("cpu")[d] if i.spec.seed in seeds}
-    rep = {(i.tags["dose"], i.spec.seed): i.spec for i in studies.get_study("machine-check").grid("cpu")}
+    k, seeds, orig, rep, acc = _check_specs(6)
     for j, s in enumerate(seeds):
         _write(tmp_path, orig[0, s], acc["orig", 0][j], "Xeon")
         _write(tmp_path, orig[k, s], acc["orig", k][j], "Xeon")
@@ -503,6 +512,46 @@ def test_a_seed_with_a_run_resumed_on_another_machine_kind_leaves_the_machine_ch
     assert base["pairs"] == 28 and base["machines"] == "Xeon vs EPYC; 2 left out: a run resumed on another machine kind"
     assert base["rho"] == pytest.approx(np.corrcoef(acc["orig", 0][2:], acc["rep", 0][2:])[0, 1])
     assert dose["pairs"] == 27 and (dose["same_kind"], base["same_kind"]) == (0, 0)
+
+
+def test_across_machines_the_machine_check_leaves_out_a_seed_whose_original_names_no_machine(tmp_path):
+    # the store's first Base runs name no machine: whether their replica trained on another kind is unknown
+    k, seeds, orig, rep, acc = _check_specs(8)
+    for j, s in enumerate(seeds):
+        _write(tmp_path, orig[0, s], acc["orig", 0][j], None if s in seeds[:5] else "EPYC")
+        _write(tmp_path, orig[k, s], acc["orig", k][j], "Xeon")
+        _write(tmp_path, rep[0, s], acc["rep", 0][j], "EPYC", *(["Xeon"] if s == seeds[5] else []))
+        _write(tmp_path, rep[k, s], acc["rep", k][j], "EPYC")
+    one, base, dose = (second.machine_check("cpu", tmp_path).iloc[i] for i in range(3))
+    assert one["pairs"] == 29 and one["machines"] == "EPYC vs EPYC; 1 left out: a run resumed on another machine kind"
+    # seeds 1-5 leave the Base row (unknown machine), seed 6 (resumed), and seeds 7-30 trained on one kind
+    assert base["pairs"] == 0 and (base["same_kind"], base["same_machine"]) == (24, 24)
+    assert base["machines"] == ("one machine kind for 24 of 30 seeds; 1 left out: a run resumed on another machine "
+                                "kind; 5 left out: the original names no machine")
+    assert dose["pairs"] == 30 and dose["machines"] == "Xeon vs EPYC"
+
+
+def test_the_machine_check_expects_a_bitwise_repeat_only_on_the_same_machine_and_compares_every_result(tmp_path):
+    k, seeds, orig, rep, acc = _check_specs(9)
+    xeon = {"cpu": "Xeon", "cpu_flags": ["avx2", "avx512f"], "threads": 1, "torch": "2.14.1"}
+    res = {"ema_acc": 0.7, "tta_acc": 0.71, "test_loss": 0.9}
+    for j, s in enumerate(seeds):
+        _write(tmp_path, orig[0, s], acc["orig", 0][j], "Opteron")
+        _write(tmp_path, orig[k, s], acc["orig", k][j], xeon, **res)
+        # seeds 1-10 on the same Xeon, of them 1-4 repeat every result and 5 all but its TTA accuracy;
+        # seeds 11-12 on a Xeon with AMX and 13 with two threads: the same kind, another machine
+        other = ({**xeon, "cpu_flags": ["avx2", "avx512f", "amx_bf16"]} if s in seeds[10:12] else
+                 {**xeon, "threads": 2} if s == seeds[12] else xeon)
+        _write(tmp_path, rep[0, s], acc["rep", 0][j], "EPYC")
+        _write(tmp_path, rep[k, s], acc["orig", k][j] if s in seeds[:5] else acc["rep", k][j],
+               other if s in seeds[:13] else "EPYC", **({**res, "tta_acc": 0.72} if s == seeds[4] else res))
+    t = second.machine_check("cpu", tmp_path)
+    dose = t.iloc[2]
+    assert (dose["pairs"], dose["same_kind"], dose["same_machine"], dose["same_machine_equal"]) == (17, 13, 10, 4)
+    assert second.machine_check_text(t).endswith(
+        "Of the 13 replicas that trained on their original's machine kind, 10 trained on the same machine by every "
+        "condition of bitwise reproducibility (CPU flags, ISA caps, bf16 kernels, threads, torch version), and 4 of "
+        "those repeated their original's test, EMA and TTA accuracy and test loss exactly.")
 
 
 def test_machine_check_text_applies_the_declared_reading():
@@ -549,10 +598,17 @@ def test_machine_check_answer_reads_the_check_in_two_sentences_for_the_introduct
     assert "kept a correlation of 0.81 (Base, 30 seeds) with it, and no effect of the machine on the spread" in text
     assert text.endswith(f"The dose {k} replicas could not be compared with their originals across machines "
                          "(one machine kind for 28 of 30 seeds).")
-    repeats = flat.assign(same_kind=[np.nan, 0, 28], same_kind_equal=[np.nan, 0, 28])
+    repeats = flat.assign(same_kind=[np.nan, 0, 28], same_machine=[np.nan, 0, 28], same_machine_equal=[np.nan, 0, 28])
     assert second.machine_check_answer(repeats).endswith(
         "(one machine kind for 28 of 30 seeds). Of the 28 replicas that trained on their original's machine kind, "
-        "28 repeated its test accuracy exactly.")
+        "28 trained on the same machine by every condition of bitwise reproducibility (CPU flags, ISA caps, bf16 "
+        "kernels, threads, torch version), and 28 of those repeated their original's test, EMA and TTA accuracy and "
+        "test loss exactly.")
+    elsewhere = repeats.assign(same_machine=[np.nan, 0, 0], same_machine_equal=[np.nan, 0, 0])
+    assert second.machine_check_answer(elsewhere).endswith(
+        "Of the 28 replicas that trained on their original's machine kind, none trained on the same machine by every "
+        "condition of bitwise reproducibility (CPU flags, ISA caps, bf16 kernels, threads, torch version), so none "
+        "was expected to repeat its original.")
     pending = pd.DataFrame([{"test": "one", "stored": 12, "runs": 60}]).set_index("test")
     assert second.machine_check_answer(pending).endswith(f"dose {k} again, each seed's two runs on one machine: 12 of 60 runs stored so far.")
 

@@ -16,6 +16,7 @@ The design was fixed, and committed, before any of its runs was trained (`studie
 """
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import numpy as np
@@ -55,11 +56,14 @@ def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
        on the seeds whose two runs were trained on different machine kinds (`pairs` counts those).
 
     A seed with a run resumed on another machine kind (`store.made_on`, `vml.train.RunRecord.trained_on`)
-    leaves the rows that run is in, and their `machines` says how many left. Rows 2 and 3 also count the
-    seeds whose replica trained on its original's machine kind (`same_kind`)
-    and how many of those repeated the original's test accuracy exactly (`same_kind_equal`): all of them,
-    if training is deterministic per machine kind as it should be. Each row gives counts only until
-    every run of the check is stored."""
+    leaves the rows that run is in, and so does, in rows 2 and 3, a seed whose original names no machine
+    (whether it trained on the replica's kind is unknown); each row's `machines` says how many left. Rows 2
+    and 3 also count the seeds whose replica trained on its original's machine kind (`same_kind`), of those
+    the ones trained on the same machine by every condition of bitwise reproducibility (`same_machine`:
+    `vml.train.machine_info` equal, no resume on another machine), and how many of those repeated the
+    original's results exactly (`same_machine_equal`: test, EMA and TTA accuracy and test loss): all of
+    them, if training is deterministic as it should be. A row with fewer than 4 pairs gives counts only, and
+    every row does until every run of the check is stored."""
     from .. import store
     k = studies.MACHINE_CHECK_DOSE
     grid = get_study("machine-check").grid(profile)
@@ -74,34 +78,60 @@ def machine_check(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
     runs = {}
     for side, specs in (("rep", rep), ("orig", orig)):
         for key, sp in specs.items():
-            rec = store.read(sp, root=root, arrays=False)
-            runs[side, *key] = (100 * rec["test_acc"], store.made_on(rec) or "not named")
+            runs[side, *key] = _check_run(store.read(sp, root=root, arrays=False))
     rows = []
     for lab, (a, b) in zip(labels, ((("rep", 0), ("rep", k)), (("orig", 0), ("rep", 0)), (("orig", k), ("rep", k)))):
         within = lab == labels[0]  # the replicas: seeds whose pair trained on one machine kind; else: on two
-        # a run resumed on another machine kind (`store.made_on` joins its kinds) is on neither side of the
-        # question: its seed leaves the row
-        mixed = [s for s in seeds if any(store.MIXED in runs[(*side, s)][1] for side in (a, b))]
-        use = [s for s in seeds if s not in mixed and (runs[(*a, s)][1] == runs[(*b, s)][1]) == within]
-        x = np.array([runs[(*a, s)][0] for s in use])
-        y = np.array([runs[(*b, s)][0] for s in use])
-        kinds = lambda side: sorted({runs[(*side, s)][1] for s in use})  # noqa: E731
+        # a seed is on neither side of the question where a run was resumed on another machine kind
+        # (`store.made_on` joins its kinds) or, across machines, where the original names no machine
+        why = {s: _left_out(runs[(*a, s)]["kind"], runs[(*b, s)]["kind"]) for s in seeds}
+        use = [s for s in seeds if not why[s] and (runs[(*a, s)]["kind"] == runs[(*b, s)]["kind"]) == within]
+        x = np.array([runs[(*a, s)]["acc"] for s in use])
+        y = np.array([runs[(*b, s)]["acc"] for s in use])
+        kinds = lambda side: ", ".join(sorted({runs[(*side, s)]["kind"] for s in use}))  # noqa: E731
         extra = {}
         if not within:
-            same = [s for s in seeds if s not in use and s not in mixed]
-            extra = {"same_kind": len(same), "same_kind_equal": sum(runs[(*a, s)][0] == runs[(*b, s)][0] for s in same)}
-        left_out = (f"; {len(mixed)} left out: a run resumed on another machine kind" if mixed else "")
+            same = [s for s in seeds if s not in use and not why[s]]
+            machine = [s for s in same if runs[(*a, s)]["machine"] is not None
+                       and runs[(*a, s)]["machine"] == runs[(*b, s)]["machine"]]
+            extra = {"same_kind": len(same), "same_machine": len(machine),
+                     "same_machine_equal": sum(runs[(*a, s)]["results"] == runs[(*b, s)]["results"] for s in machine)}
+        left = collections.Counter(w for w in why.values() if w)
+        left_out = "".join(f"; {n} left out: {w}" for w, n in sorted(left.items()))
         if len(use) < 4:
             where = "two machine kinds" if within else "one machine kind"
             rows.append({"test": lab, "pairs": len(use), "of": len(seeds), **extra,
-                         "machines": f"{where} for {len(seeds) - len(use) - len(mixed)} of {len(seeds)} seeds"
+                         "machines": f"{where} for {len(seeds) - len(use) - sum(left.values())} of {len(seeds)} seeds"
                                      + left_out})
             continue
         row = paired_row(lab, x, y, len(use))
         row["rho_low"], row["rho_high"] = stats.fisher_ci(row["rho"], len(use))
-        row.update(machines=f"{' + '.join(kinds(a))} vs {' + '.join(kinds(b))}{left_out}", of=len(seeds), **extra)
+        row.update(machines=f"{kinds(a)} vs {kinds(b)}{left_out}", of=len(seeds), **extra)
         rows.append(row)
     return pd.DataFrame(rows).set_index("test")
+
+
+RESUMED_ELSEWHERE = "a run resumed on another machine kind"
+ORIGINAL_NOT_NAMED = "the original names no machine"
+
+
+def _check_run(rec: dict[str, Any]) -> dict[str, Any]:
+    """What `machine_check` needs of one record: test accuracy (%), machine kind, the machine itself (None
+    where it is not one machine from start to end) and the results a bitwise repeat reproduces."""
+    from .. import store
+    return {"acc": 100 * rec["test_acc"], "kind": store.made_on(rec) or store.MACHINE_NOT_NAMED,
+            "machine": None if rec.get("trained_on") else rec.get("machine"),
+            "results": tuple(rec.get(f) for f in ("test_acc", "ema_acc", "tta_acc", "test_loss"))}
+
+
+def _left_out(kind_a: str, kind_b: str) -> str:
+    """Why a seed whose two runs trained on these machine kinds answers neither machine-check question ("" if
+    it answers one): a run resumed on another machine kind, or a first side that names no machine (an
+    original of the store's first runs: replicas always name theirs)."""
+    from .. import store
+    if store.MIXED in kind_a or store.MIXED in kind_b:
+        return RESUMED_ELSEWHERE
+    return ORIGINAL_NOT_NAMED if kind_a == store.MACHINE_NOT_NAMED else ""
 
 
 def machine_check_text(t: pd.DataFrame) -> str:
@@ -129,14 +159,20 @@ def machine_check_text(t: pd.DataFrame) -> str:
 
 
 def _repeats_text(t: pd.DataFrame) -> str:
-    """How many of `machine_check`'s replicas that trained on their original's machine kind repeated its test
-    accuracy exactly ("" where none did)."""
-    same = t["same_kind"].fillna(0).sum() if "same_kind" in t else 0
+    """How many of `machine_check`'s replicas trained on their original's machine kind, how many of those on
+    the same machine by every condition of bitwise reproducibility, and how many of these repeated their
+    original's results exactly ("" where no replica trained on its original's kind)."""
+    same = int(t["same_kind"].fillna(0).sum()) if "same_kind" in t else 0
     if not same:
         return ""
-    equal = int(t["same_kind_equal"].fillna(0).sum())
-    return (f"Of the {int(same)} replicas that trained on their original's machine kind, {equal} repeated its "
-            "test accuracy exactly.")
+    machine, equal = (int(t[c].fillna(0).sum()) for c in ("same_machine", "same_machine_equal"))
+    head = f"Of the {same} replicas that trained on their original's machine kind"
+    if not machine:
+        return (f"{head}, none trained on the same machine by every condition of bitwise reproducibility (CPU flags, "
+                "ISA caps, bf16 kernels, threads, torch version), so none was expected to repeat its original.")
+    return (f"{head}, {machine} trained on the same machine by every condition of bitwise reproducibility (CPU "
+            f"flags, ISA caps, bf16 kernels, threads, torch version), and {equal} of those repeated their original's "
+            "test, EMA and TTA accuracy and test loss exactly.")
 
 
 def _machine_check_reading(r: pd.Series, one_machine: bool) -> str:
