@@ -624,6 +624,16 @@ def test_the_machine_check_was_declared_before_any_of_its_runs_started_and_the_c
     assert f"'{second.MACHINE_CHECK_DECLARED}'" in outputs  # glued into the chapter's declaration
 
 
+def test_the_rules_added_to_the_machine_checks_analysis_came_before_any_of_its_runs_started():
+    import datetime as dt
+    # the chapter says so: "rules added ... before any run of the check existed"
+    for commit in second.MACHINE_CHECK_RULES:
+        committed = dt.datetime.fromisoformat(_declared(commit, "Machine check: a seed "))
+        for i in studies.get_study("machine-check").grid("cpu"):
+            if store.exists(i.spec):
+                assert dt.datetime.fromisoformat(store.read(i.spec, arrays=False)["started"]) > committed, i.spec.key()
+
+
 def test_tta_table_reads_the_declared_endpoints_of_the_tta_arms_seed_pairs(monkeypatch):
     rng = np.random.default_rng(2)
     asked = []

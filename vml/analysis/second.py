@@ -36,6 +36,8 @@ PREREGISTRATION = "7f7b17f"  # the commit that fixed this design, before the fir
 # the commit that declared the machine check (`machine_check`), after the dose arms' results were read and
 # before any of its runs started
 MACHINE_CHECK_DECLARED = "226780f"
+# the commits that added rules to the check's analysis after its declaration, each before any of its runs started
+MACHINE_CHECK_RULES = ("a063389", "a2f780b")
 MARGIN = 20.0
 N_BOOT = 10_000   # every bootstrap of this design, seed 0
 PRIMARY = ("dose", "dose", "tta")  # the three primary tests: the two new doses, then the TTA arm
