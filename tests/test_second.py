@@ -354,13 +354,39 @@ def test_trend_text_gives_a_bootstrap_p_of_0_as_its_bound_and_says_which_way_the
     est, p = stats.sd_trend(arms, doses, n_boot=1000)
     assert est.estimate == pytest.approx(0.1) and p == 0.0
     out = {"stored": dict.fromkeys(doses, 50), "of": 50, "slope": est.estimate, "low": est.low,
-           "high": est.high, "p": p, "n_boot": 1000}
+           "high": est.high, "p": p, "n_boot": 1000, "sd": {0: 0.73, 1: 0.73, 5: 0.84, 15: 8.74}}
     text = second.trend_text(out)
     assert f"{100 * (np.exp(1.5) - 1):+.1f}% from dose 0 to dose 15" in text
     assert "p < 0.002, declared cut 0.05): a trend is read, and the SD grows with the dose." in text
+    # the line's change is not the observed one: both are given
+    assert text.endswith("That change is the fitted line's (log SD linear in the dose); the SDs observed at doses "
+                         "0, 1, 5, 15 were 0.73, 0.73, 0.84, 8.74 pp, a change of +1097.3% from dose 0 to dose 15.")
     down = second.trend_text({**out, "slope": -0.1, "low": -0.1, "high": -0.1, "p": 0.01})
-    assert "p = 0.01" in down and down.endswith("the SD shrinks with the dose.")
-    assert second.trend_text({**out, "p": 0.3}).endswith("no trend is read.")
+    assert "p = 0.01" in down and "the SD shrinks with the dose. That change" in down
+    assert "no trend is read. That change" in second.trend_text({**out, "p": 0.3})
+
+
+def test_paired_row_gives_each_arms_shapiro_wilk_p_and_normality_text_checks_the_reading_on_the_pair_bootstrap():
+    import pandas as pd
+    rng = np.random.default_rng(4)
+    base, skewed = rng.standard_normal(50), rng.exponential(size=50)
+    row = second.paired_row("t", base, skewed, 50, n_boot=200)
+    assert row["normal_p_base"] == pytest.approx(st.shapiro(base).pvalue) and row["normal_p_base"] > 0.05
+    assert row["normal_p_vml"] == pytest.approx(st.shapiro(skewed).pvalue) and row["normal_p_vml"] < 1e-3
+    assert "normal_p_base" not in second.paired_row("t", base[:10], skewed[:10], 50)  # pending: counts only
+    r = {"normal_p_base": 0.51, "normal_p_vml": 0.0054, "claimed": 33.3, "base_sd": 0.7}
+    t = pd.DataFrame([{**r, "test": "a", "verdict": "smaller than claimed", "boot_low": -65.2, "boot_high": 19.4},
+                      {**r, "test": "b", "verdict": "opposite", "boot_low": -1696.5, "boot_high": 2.0},
+                      {**r, "test": "c", "verdict": "inconclusive at this n", "boot_low": -10.0, "boot_high": 40.0},
+                      {"test": "d", "base_sd": np.nan, "verdict": "pending: 41 of 50 pairs stored"}]).set_index("test")
+    assert second.normality_text(t) == (
+        "a: Shapiro-Wilk p 0.51 (Base) and 0.0054 (VML); the pair bootstrap, which does not assume normality, gives "
+        "-65.2% to 19.4%, which also lies below the claimed 33.3%. "
+        "b: Shapiro-Wilk p 0.51 (Base) and 0.0054 (VML); the pair bootstrap, which does not assume normality, gives "
+        "-1696.5% to 2.0%, which does not lie below 0: on it alone the reading would not be \"opposite\". "
+        "c: Shapiro-Wilk p 0.51 (Base) and 0.0054 (VML); the pair bootstrap, which does not assume normality, gives "
+        "-10.0% to 40.0%, which also holds the claimed 33.3%.")
+    assert second.normality_text(t.loc[["d"]]) == ""
 
 
 def _dose_tables(reversed_5=0.0, sd_15=8.74, verdicts=("smaller than claimed", "opposite")):

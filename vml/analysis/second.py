@@ -424,7 +424,8 @@ def paired_row(label: str, base: np.ndarray, vml: np.ndarray, n: int, claimed: f
                n_boot: int = N_BOOT) -> dict[str, Any]:
     """One comparison of paired arms: counts, and once all n pairs are stored the SDs, pair correlation,
     Var. Red. with its Pitman-Morgan and pair-bootstrap intervals and p, the unpaired F interval and p,
-    the paired mean difference, and the equivalence statement at MARGIN (upper end of the paired interval)."""
+    the paired mean difference, the equivalence statement at MARGIN (upper end of the paired interval),
+    and each arm's Shapiro-Wilk p (`normal_p_base`, `normal_p_vml`; see `normality_text`)."""
     row: dict[str, Any] = {"test": label, "pairs": len(base), "of": n}
     if len(base) < n:
         return row
@@ -439,8 +440,15 @@ def paired_row(label: str, base: np.ndarray, vml: np.ndarray, n: int, claimed: f
                boot_low=red["boot"].low, boot_high=red["boot"].high,
                f_low=red["f"].low, f_high=red["f"].high, f_p=stats.f_test(base, vml)[1],
                diff=float(d.mean()), diff_low=float(d.mean() - half), diff_high=float(d.mean() + half),
-               claimed=claimed, below_margin=equivalent_below(red["pm"].high))
+               claimed=claimed, below_margin=equivalent_below(red["pm"].high),
+               normal_p_base=_shapiro_p(base), normal_p_vml=_shapiro_p(vml))
     return row
+
+
+def _shapiro_p(x: np.ndarray) -> float:
+    """The Shapiro-Wilk p of one arm's values (normality, which the Pitman-Morgan and F intervals assume)."""
+    from scipy import stats as st
+    return float(st.shapiro(x).pvalue)
 
 
 def reanalysis_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
@@ -623,6 +631,28 @@ def paired_text(t: pd.DataFrame) -> str:
     return " ".join(out)
 
 
+def normality_text(t: pd.DataFrame) -> str:
+    """A check made after the data were seen, not declared: the Pitman-Morgan test and interval assume that
+    each arm's values are normal. Per complete primary test of `primary_table` (pending ones are left
+    out): each arm's Shapiro-Wilk p, and whether the pair bootstrap's 95% interval, which assumes no
+    normality, says what the declared reading rests on (for *supported* / *opposite*: it excludes 0 on that
+    side; for *smaller than claimed*: it lies below the size claimed; for *inconclusive*: it holds that
+    size). "" where no test is complete."""
+    out = []
+    for label, r in t.iterrows():
+        if pd.isna(r.get("base_sd")):
+            continue
+        low, high, claimed = r["boot_low"], r["boot_high"], r["claimed"]
+        needs = {SUPPORTED: (low > 0, "lies above 0"), OPPOSITE: (high < 0, "lies below 0"),
+                 SMALLER: (high < claimed, f"lies below the claimed {claimed:.1f}%"),
+                 INCONCLUSIVE: (high >= claimed > low, f"holds the claimed {claimed:.1f}%")}[r["verdict"]]
+        boot = (f"the pair bootstrap, which does not assume normality, gives {low:.1f}% to {high:.1f}%, which "
+                + (f"also {needs[1]}" if needs[0] else f"does not {needs[1].replace('lies', 'lie').replace('holds', 'hold')}: "
+                   f"on it alone the reading would not be \"{r['verdict']}\""))
+        out.append(f"{label}: Shapiro-Wilk p {r['normal_p_base']:.2g} (Base) and {r['normal_p_vml']:.2g} (VML); {boot}.")
+    return " ".join(out)
+
+
 def readable(t: pd.DataFrame) -> pd.DataFrame:
     """A `paired_row` table for the page, in a few columns named in words: pairs and their correlation,
     the two SDs, Var. Red. with its paired (Pitman-Morgan) 95% interval, and the Holm-adjusted p and
@@ -695,7 +725,8 @@ def dose_table(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
 def trend_text(out: dict[str, Any]) -> str:
     """The dose-response (`trend`) in words: pending with its counts, or the fitted change of the SD from
     dose 0 to the highest dose with its bootstrap interval, p (a bootstrap p of 0 as the bound its resamples
-    allow, 2/n_boot), and the declared reading, with the direction of a trend that is read."""
+    allow, 2/n_boot), and the declared reading, with the direction of a trend that is read; then the SDs
+    observed at each dose and their change, beside the line's."""
     doses = sorted(out["stored"])
     if "slope" not in out:
         counts = ", ".join(f"dose {k}: {out['stored'][k]}" for k in doses)
@@ -708,9 +739,12 @@ def trend_text(out: dict[str, Any]) -> str:
         read = f"a trend is read, and the SD {'grows' if out['slope'] > 0 else 'shrinks'} with the dose"
     else:
         read = "no trend is read"
+    observed = ", ".join(f"{out['sd'][k]:.2f}" for k in doses)
     return (f"Fitted across doses {', '.join(map(str, doses))}, the SD changes by {change[0]:+.1f}% from dose 0 to "
             f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%; {p}, declared cut "
-            f"{ALPHA:g}): {read}.")
+            f"{ALPHA:g}): {read}. That change is the fitted line's (log SD linear in the dose); the SDs observed "
+            f"at doses {', '.join(map(str, doses))} were {observed} pp, a change of {100 * (out['sd'][top] / out['sd'][0] - 1):+.1f}% from dose 0 to "
+            f"dose {top}.")
 
 
 def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, machines: pd.DataFrame) -> str:
