@@ -905,22 +905,27 @@ def answer(reanalysis: pd.DataFrame, primary: pd.DataFrame, margin: float = MARG
 
 def dose_readable(t: pd.DataFrame) -> pd.DataFrame:
     """`dose_table` for the page: per dose, its runs, mean, SD with its interval and what the controller
-    did, in words and 2-3 figures; an arm not yet complete says so."""
+    did (for Base, dose 0, the controller as an observer of its loss), in words and 2-3 figures; an arm not
+    yet complete says so."""
     from .display import _ci
 
     rows = []
     for k, r in t.iterrows():
-        row = {"dose k": k, "runs": f"{int(r['runs'])} of {int(r['of'])}"}
+        row = {"dose k": "0 (Base: controller as observer)" if k == 0 else k, "runs": f"{int(r['runs'])} of {int(r['of'])}"}
         if pd.notna(r.get("sd")):
             row.update({"mean (%)": f"{r['mean']:.2f}", "SD (pp) [95% CI]": f"{r['sd']:.2f} {_ci(r['sd_low'], r['sd_high'], 2)}",
                         "mean |dL/dℓ − 1| (%)": f"{r['excursion']:.1f}",
                         "dL/dℓ, 5-95% of steps": f"{r['factor_p5']:.2f} to {r['factor_p95']:.2f}",
-                        "steps reversed (%)": f"{r['reversed']:.1f}",
-                        "steps at λ_max (%)": f"{r['at_lambda_max']:.1f}"})
+                        "steps reversed (%)": _share(r["reversed"]), "steps at λ_max (%)": _share(r["at_lambda_max"])})
         else:
             row["mean (%)"] = "pending"
         rows.append(row)
     return pd.DataFrame(rows).set_index("dose k").fillna("")
+
+
+def _share(pct: float) -> str:
+    """A share of steps (%) to one decimal, "<0.1" where it is above 0 but rounds to 0.0, and "0" where none."""
+    return "0" if pct == 0 else "<0.1" if pct < 0.05 else f"{pct:.1f}"
 
 
 def pooled_readable(t: pd.DataFrame) -> pd.DataFrame:
