@@ -407,11 +407,11 @@ def _dose_tables(reversed_5=0.0, sd_15=8.74, verdicts=("smaller than claimed", "
     return doses, primary
 
 
-def test_dose_readable_names_bases_controller_an_observer_and_never_rounds_a_share_of_steps_above_0_to_0():
+def test_dose_readable_names_base_and_table_5_and_never_rounds_a_share_of_steps_above_0_to_0():
     doses, _ = _dose_tables(reversed_5=0.035)
     page = second.dose_readable(doses.assign(sd_low=doses["sd"] - 0.1, sd_high=doses["sd"] + 0.1,
                                              at_lambda_max=[0, 0, 0, 0.035]))
-    assert list(page.index)[0] == "0 (Base: controller as observer)"
+    assert list(page.index)[:2] == ["0 (Base)", "1 (Table 5)"]
     assert list(page["steps reversed (%)"]) == ["0", "0", "<0.1", "4.9"]
     assert list(page["steps at λ_max (%)"]) == ["0", "0", "0", "<0.1"]
 

@@ -911,7 +911,7 @@ def dose_readable(t: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for k, r in t.iterrows():
-        row = {"dose k": "0 (Base: controller as observer)" if k == 0 else k, "runs": f"{int(r['runs'])} of {int(r['of'])}"}
+        row = {"dose k": {0: "0 (Base)", 1: "1 (Table 5)"}.get(k, k), "runs": f"{int(r['runs'])} of {int(r['of'])}"}
         if pd.notna(r.get("sd")):
             row.update({"mean (%)": f"{r['mean']:.2f}", "SD (pp) [95% CI]": f"{r['sd']:.2f} {_ci(r['sd_low'], r['sd_high'], 2)}",
                         "mean |dL/dℓ − 1| (%)": f"{r['excursion']:.1f}",
