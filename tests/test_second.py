@@ -389,6 +389,21 @@ def test_paired_row_gives_each_arms_shapiro_wilk_p_and_normality_text_checks_the
     assert second.normality_text(t.loc[["d"]]) == ""
 
 
+def test_achieved_power_uses_each_complete_tests_own_pair_correlation_and_the_size_it_is_read_against():
+    import pandas as pd
+    t = pd.DataFrame([{"test": "dose 5", "pairs": 50, "base_sd": 0.73, "rho": -0.05, "claimed": 33.3},
+                      {"test": "TTA", "pairs": 41, "base_sd": np.nan}]).set_index("test")
+    assert second.achieved_power_text(t) == "dose 5: 65% for 33.3% at the pair correlation of -0.05."
+    # by simulation: Pitman-Morgan at α/3 on 50 pairs of SD ratio 0.667 and correlation -0.05
+    rng = np.random.default_rng(12)
+    ratio, rho, sims, n = 1 - 0.333, -0.05, 4000, 50
+    z1, z2 = rng.standard_normal((2, sims, n))
+    b, v = z1, ratio * (rho * z1 + math.sqrt(1 - rho * rho) * z2)
+    hits = np.mean([stats.pitman_morgan(b[i], v[i])[1] < 0.05 / 3 for i in range(sims)])
+    assert hits == pytest.approx(0.65, abs=0.03)
+    assert second.achieved_power_text(t.loc[["TTA"]]) == ""
+
+
 def _dose_tables(reversed_5=0.0, sd_15=8.74, verdicts=("smaller than claimed", "opposite")):
     """A `dose_table` and `primary_table` as the second test's complete dose arms would give them."""
     import pandas as pd

@@ -653,6 +653,20 @@ def normality_text(t: pd.DataFrame) -> str:
     return " ".join(out)
 
 
+def achieved_power_text(primary: pd.DataFrame) -> str:
+    """Each complete primary test's power at α/3 (Holm's first step) for the size it is read against (the
+    paper's claim, or the lead's), at the pair correlation its runs gave rather than the one its power was
+    declared at: the certainty the test had, not a statement about the effect (the observed effect never
+    enters). "" where no test is complete."""
+    out = []
+    for label, r in primary.iterrows():
+        if pd.isna(r.get("base_sd")):
+            continue
+        pw = stats.pitman_morgan_power(int(r["pairs"]), 1 - r["claimed"] / 100, r["rho"], ALPHA / 3)
+        out.append(f"{label}: {100 * pw:.0f}% for {r['claimed']:.1f}% at the pair correlation of {r['rho']:.2f}")
+    return "; ".join(out) + "." if out else ""
+
+
 def readable(t: pd.DataFrame) -> pd.DataFrame:
     """A `paired_row` table for the page, in a few columns named in words: pairs and their correlation,
     the two SDs, Var. Red. with its paired (Pitman-Morgan) 95% interval, and the Holm-adjusted p and
