@@ -642,14 +642,14 @@ def normality_text(t: pd.DataFrame) -> str:
     for label, r in t.iterrows():
         if pd.isna(r.get("base_sd")):
             continue
-        low, high, claimed = r["boot_low"], r["boot_high"], r["claimed"]
-        needs = {SUPPORTED: (low > 0, "lies above 0"), OPPOSITE: (high < 0, "lies below 0"),
-                 SMALLER: (high < claimed, f"lies below the claimed {claimed:.1f}%"),
-                 INCONCLUSIVE: (high >= claimed > low, f"holds the claimed {claimed:.1f}%")}[r["verdict"]]
-        boot = (f"the pair bootstrap, which does not assume normality, gives {low:.1f}% to {high:.1f}%, which "
-                + (f"also {needs[1]}" if needs[0] else f"does not {needs[1].replace('lies', 'lie').replace('holds', 'hold')}: "
-                   f"on it alone the reading would not be \"{r['verdict']}\""))
-        out.append(f"{label}: Shapiro-Wilk p {r['normal_p_base']:.2g} (Base) and {r['normal_p_vml']:.2g} (VML); {boot}.")
+        low, high, size = r["boot_low"], r["boot_high"], f"the claimed {r['claimed']:.1f}%"
+        agrees, verb, where = {SUPPORTED: (low > 0, "lie", "above 0"), OPPOSITE: (high < 0, "lie", "below 0"),
+                               SMALLER: (high < r["claimed"], "lie", f"below {size}"),
+                               INCONCLUSIVE: (high >= r["claimed"] > low, "hold", size)}[r["verdict"]]
+        reading = (f"also {verb}s {where}" if agrees else
+                   f"does not {verb} {where}: on it alone the reading would not be \"{r['verdict']}\"")
+        out.append(f"{label}: Shapiro-Wilk p {r['normal_p_base']:.2g} (Base) and {r['normal_p_vml']:.2g} (VML); the pair "
+                   f"bootstrap, which does not assume normality, gives {low:.1f}% to {high:.1f}%, which {reading}.")
     return " ".join(out)
 
 
@@ -753,12 +753,12 @@ def trend_text(out: dict[str, Any]) -> str:
         read = f"a trend is read, and the SD {'grows' if out['slope'] > 0 else 'shrinks'} with the dose"
     else:
         read = "no trend is read"
-    observed = ", ".join(f"{out['sd'][k]:.2f}" for k in doses)
-    return (f"Fitted across doses {', '.join(map(str, doses))}, the SD changes by {change[0]:+.1f}% from dose 0 to "
+    listed, observed = ", ".join(map(str, doses)), ", ".join(f"{out['sd'][k]:.2f}" for k in doses)
+    observed_change = 100 * (out["sd"][top] / out["sd"][0] - 1)
+    return (f"Fitted across doses {listed}, the SD changes by {change[0]:+.1f}% from dose 0 to "
             f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%; {p}, declared cut "
             f"{ALPHA:g}): {read}. That change is the fitted line's (log SD linear in the dose); the SDs observed "
-            f"at doses {', '.join(map(str, doses))} were {observed} pp, a change of {100 * (out['sd'][top] / out['sd'][0] - 1):+.1f}% from dose 0 to "
-            f"dose {top}.")
+            f"at doses {listed} were {observed} pp, a change of {observed_change:+.1f}% from dose 0 to dose {top}.")
 
 
 def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, machines: pd.DataFrame) -> str:
