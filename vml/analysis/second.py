@@ -121,7 +121,7 @@ def _check_run(rec: dict[str, Any]) -> dict[str, Any]:
     """What `machine_check` needs of one record: test accuracy (%), machine kind, the machine itself (None
     where it is not one machine from start to end) and the results a bitwise repeat reproduces."""
     from .. import store
-    return {"acc": 100 * rec["test_acc"], "kind": store.made_on(rec) or store.MACHINE_NOT_NAMED,
+    return {"acc": 100 * rec["test_acc"], "kind": store.made_on(rec) or NOT_NAMED,
             "machine": None if rec.get("trained_on") else rec.get("machine"),
             "results": tuple(rec.get(f) for f in ("test_acc", "ema_acc", "tta_acc", "test_loss"))}
 
@@ -133,7 +133,7 @@ def _left_out(kind_a: str, kind_b: str) -> str:
     from .. import store
     if store.MIXED in kind_a or store.MIXED in kind_b:
         return RESUMED_ELSEWHERE
-    return ORIGINAL_NOT_NAMED if kind_a == store.MACHINE_NOT_NAMED else ""
+    return ORIGINAL_NOT_NAMED if kind_a == NOT_NAMED else ""
 
 
 def machine_check_text(t: pd.DataFrame) -> str:
