@@ -865,3 +865,59 @@ def test_a_seed_with_a_failed_run_leaves_the_pairs_and_the_pairs_declared(monkey
     monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(recs))
     b, v, n = second.pairs("second-test", lambda i: True)
     assert len(b) == len(v) == n == 2  # seed 2 is out of both: the test is complete with its 2 other pairs
+
+
+# ----------------------------------------------------------------------------- what a follow-up would take
+
+def _pairs_by_hand(var_red: float, rho: float, power: float = 0.8, alpha: float = 0.05) -> int:
+    """The normal approximation solved for n: Fisher's z of the sums-differences correlation q of SD ratio
+    r and pair correlation rho, q = (r² − 1) / sqrt((1 + r²)² − 4ρ²r²), needs |atanh q|·sqrt(n − 3) ≥
+    z_{α/2} + z_β (the far tail, below 1e-6 here, ignored)."""
+    r = 1 - var_red / 100
+    q = (r * r - 1) / math.sqrt((1 + r * r) ** 2 - 4 * rho * rho * r * r)
+    return math.ceil(((st.norm.isf(alpha / 2) + st.norm.isf(1 - power)) / abs(math.atanh(q))) ** 2 + 3)
+
+
+@pytest.mark.parametrize("var_red, rho", [(33.6, 0.17), (20.0, 0.17), (33.3, 0.48), (-50.0, 0.0)])
+def test_pairs_for_power_solves_the_power_formula_for_n(var_red, rho):
+    assert second.pairs_for_power(var_red, rho) == _pairs_by_hand(var_red, rho)
+
+
+@pytest.mark.parametrize("bad", [0.0, 100.0, 150.0, float("nan")])
+def test_pairs_for_power_refuses_a_size_no_n_detects_in_one_line(bad):
+    with pytest.raises(ValueError, match=r"^var_red=.*must be non-zero and below 100"):
+        second.pairs_for_power(bad, 0.2)
+
+
+def test_follow_up_sizes_a_new_study_of_the_lead_at_the_arms_correlation_and_median_run_time(monkeypatch):
+    from types import SimpleNamespace as NS
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal(50)
+    t = _tta_primary(b, 0.9 * b + 0.5 * rng.standard_normal(50), p_holm=0.6)
+    rho = t.iloc[-1]["rho"]
+
+    def run(epoch_s, pause=0.0):  # the cumulative wall time of 15 epochs, with a pause after the 7th
+        return {"epochs": [{"wall_s": epoch_s * (e + 1) + (pause if e >= 7 else 0.0)} for e in range(15)]}
+    recs = [(NS(tags={"arm": "tta"}, spec=NS(epochs=15)), run(60.0)),            # 15 min
+            (NS(tags={"arm": "tta"}, spec=NS(epochs=15)), run(80.0, pause=9e4)),  # 20 min: the pause does not count
+            (NS(tags={"arm": "tta"}, spec=NS(epochs=15)), run(96.0)),            # 24 min
+            (NS(tags={"arm": "dose"}, spec=NS(epochs=5)), run(1.0))]             # not the TTA arm
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(recs))
+    f = second.follow_up_table(t)
+    assert f.attrs == {"rho": rho, "run_minutes": 20.0, "runs_timed": 3}
+    n_lead, n_margin = _pairs_by_hand(33.6, rho), _pairs_by_hand(20.0, rho)
+    assert list(f["pairs"]) == [n_lead, n_margin] and list(f["runs"]) == [2 * n_lead, 2 * n_margin]
+    assert list(f["CPU-hours"]) == pytest.approx([2 * n_lead * 20 / 60, 2 * n_margin * 20 / 60], rel=1e-12)
+    assert second.follow_up_text(f) == (
+        f"A new study of the lead, declared before its runs, with one Pitman-Morgan test at α = 0.05 (no family to "
+        f"correct for) and 80% power at the pair correlation this arm gave ({rho:.2f}), needs {n_lead} pairs "
+        f"({2 * n_lead} runs, about {2 * n_lead / 3:.0f} CPU-hours) to detect the lead's 33.6% and {n_margin} pairs "
+        f"({2 * n_margin} runs, about {2 * n_margin / 3:.0f} CPU-hours) to detect a 20% reduction (the margin); the "
+        f"CPU-hours are at the median of this arm's 3 runs, 20 min of one core each.")
+
+
+def test_follow_up_is_empty_until_the_tta_arm_is_complete():
+    import pandas as pd
+    t = pd.DataFrame([{"test": "TTA arm", "pairs": 17, "of": 50, "pm_p_holm": np.nan,
+                       "verdict": "pending: 17 of 50 pairs stored"}]).set_index("test")
+    assert second.follow_up_table(t).empty and second.follow_up_text(second.follow_up_table(t)) == ""

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from .. import stats, studies
+from .. import stats, store, studies
 from ..studies import SECOND_DOSES, get_study
 from .common import NOT_NAMED, runs_per_machine, stored_runs
 from .decisive import ALPHA, CLAIMED, POWER, gradient_factor
@@ -388,6 +388,8 @@ def progress(profile: str = "cpu", root: Any = None) -> pd.DataFrame:
 def pairs_for_power(var_red: float, rho: float, power: float = POWER, alpha: float = ALPHA) -> int:
     """The fewest seed pairs at which the Pitman-Morgan test has `power` for a Var. Red. of `var_red`%
     at pair correlation rho."""
+    if not (var_red != 0 and var_red < 100):
+        raise ValueError(f"var_red={var_red!r}: a Var. Red. in % must be non-zero and below 100 (no n detects 0)")
     r = 1 - var_red / 100
     n = 4
     while stats.pitman_morgan_power(n, r, rho, alpha) < power:
@@ -546,6 +548,44 @@ def lead_answer(primary: pd.DataFrame, power_holm: float) -> str:
     tails = ([] if above else [equivalence_text(r)]) + (
         [f"the arm was declared underpowered ({100 * power_holm:.0f}% power at α/3)"] if neither else [])
     return f"{head} ({said})" + "".join(f"; {t}" for t in tails) + "."
+
+
+def follow_up_table(primary: pd.DataFrame, profile: str = "cpu", root: Any = None,
+                    margin: float = MARGIN) -> pd.DataFrame:
+    """What a new study of the TTA lead would take, once the TTA arm (the last primary test) is complete
+    (else an empty frame): for the lead's size and for `margin`, the seed pairs at which one declared
+    Pitman-Morgan test at α (a study of its own: no Holm family) has POWER, at the pair correlation the
+    arm gave; the 15-epoch runs that is (two per pair); and their CPU-hours at the median time of the
+    arm's stored runs (each run's median epoch times its epochs, so a pause in a resumed run does not
+    count; one core per run, as they trained). The arm's pair correlation, median minutes per run and
+    runs timed are in `attrs`."""
+    r = primary.iloc[-1]
+    if pd.isna(r.get("base_sd")):
+        return pd.DataFrame()
+    minutes = [store.median_epoch_s(rec) * item.spec.epochs / 60
+               for item, rec in stored_runs("second-test", profile, root, arrays=False) if item.tags["arm"] == "tta"]
+    per_run = float(np.median(minutes))
+    rows = []
+    for label, size in ((f"the lead's {r['claimed']:.1f}%", r["claimed"]), (f"a {margin:g}% reduction (the margin)", margin)):
+        n = pairs_for_power(size, r["rho"])
+        rows.append({"reduction": label, "Var. Red. (%)": size, "pairs": n, "runs": 2 * n,
+                     "CPU-hours": 2 * n * per_run / 60})
+    t = pd.DataFrame(rows).set_index("reduction")
+    t.attrs.update(rho=float(r["rho"]), run_minutes=per_run, runs_timed=len(minutes))
+    return t
+
+
+def follow_up_text(t: pd.DataFrame) -> str:
+    """`follow_up_table` in one sentence ("" while the TTA arm is incomplete)."""
+    if t.empty:
+        return ""
+    a = t.attrs
+    sizes = " and ".join(f"{row['pairs']:.0f} pairs ({row['runs']:.0f} runs, about {row['CPU-hours']:.0f} CPU-hours) to "
+                         f"detect {label}" for label, row in t.iterrows())
+    return (f"A new study of the lead, declared before its runs, with one Pitman-Morgan test at α = {ALPHA:g} "
+            f"(no family to correct for) and {100 * POWER:.0f}% power at the pair correlation this arm gave "
+            f"({a['rho']:.2f}), needs {sizes}; the CPU-hours are at the median of this arm's "
+            f"{a['runs_timed']} runs, {a['run_minutes']:.0f} min of one core each.")
 
 
 def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
