@@ -413,10 +413,11 @@ def _dose_tables(reversed_5=0.0, sd_15=8.74, verdicts=("smaller than claimed", "
                           "excursion": [1.9, 2.0, 10.2, 43.0], "factor_p5": [0.94, 0.94, 0.69, 0.0],
                           "factor_p95": [1.02, 1.02, 1.08, 1.31], "reversed": [0, 0, reversed_5, 4.9]},
                          index=pd.Index([0, 1, k5, k15], name="dose"))
-    row = {"of": 50, "base_sd": 0.73, "pm_low": -54.1, "pm_high": 13.0, "diff_low": -1.41, "diff_high": -0.77}
+    row = {"of": 50, "base_sd": 0.73, "pm_low": -54.1, "pm_high": 13.0, "diff_low": -1.41, "diff_high": -0.77,
+           "below_margin": True}
     primary = pd.DataFrame([{**row, "vml_sd": 0.84, "var_red": -15.8, "rho": -0.05, "diff": -1.09, "verdict": verdicts[0]},
-                            {**row, "vml_sd": sd_15, "var_red": -1098.5, "rho": -0.06, "diff": -17.74,
-                             "verdict": verdicts[1]},
+                            {**row, "vml_sd": sd_15, "var_red": -1098.5, "pm_low": -1495.0, "pm_high": -800.5,
+                             "rho": -0.06, "diff": -17.74, "verdict": verdicts[1]},
                             {"of": 50, "base_sd": np.nan, "verdict": "pending: 11 of 50 pairs stored"}],
                            index=[second.dose_label(k5, 5), second.dose_label(k15, 5), "TTA"])
     return doses, primary
@@ -466,6 +467,13 @@ def test_dose_answer_is_empty_until_both_doses_are_complete_and_names_a_narrower
     assert text.startswith(f"VML at {k5} and {k15} times the Table 5 dose (50 seed pairs each, 5-epoch protocol): "
                            "the test found a narrower spread at no dose. Dose ")
     assert "*opposite*, Var. Red. -1098.5%, SD 12.0 times Base's, paired 95% interval" in text
+    # the equivalence statement where the interval reaches 0 or above; none where it lies wholly below 0
+    assert (f"Dose {k5} (gradient factor moved 10% on average): *smaller than claimed*, Var. Red. -15.8%, paired 95% "
+            "interval -54.1% to 13.0%, so VML reduces the spread by less than 20%, mean accuracy -1.09 pp; ") in text
+    assert text.endswith("paired 95% interval -1495.0% to -800.5%, mean accuracy -17.74 pp.")
+    wide = _dose_tables()[1]
+    wide.loc[second.dose_label(k5, 5), ["pm_high", "below_margin"]] = [24.0, False]
+    assert "interval -54.1% to 24.0%, so a reduction of 20% is not ruled out, mean accuracy" in second.dose_answer(wide, doses)
     won = second.dose_answer(_dose_tables(verdicts=("supported", "opposite"))[1], doses)
     assert f"found a narrower spread at dose {k5}." in won
     assert second.dose_answer(primary, doses.assign(sd=[0.73, 0.73, 0.84, np.nan])) == ""

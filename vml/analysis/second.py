@@ -851,9 +851,19 @@ def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
             f"({int(rows[0][2]['of'])} seed pairs each, {int(doses['epochs'].iloc[0])}-epoch protocol): the test "
             + (f"found a narrower spread at dose {' and '.join(won)}." if won else "found a narrower spread at no dose."))
     per = "; ".join(f"dose {k} (gradient factor moved {d['excursion']:.0f}% on average): *{r['verdict']}*, "
-                    f"{size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to {r['pm_high']:.1f}%, mean "
-                    f"accuracy {r['diff']:+.2f} pp" for k, d, r in rows)
+                    f"{size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to {r['pm_high']:.1f}%"
+                    f"{_margin_clause(r)}, mean accuracy {r['diff']:+.2f} pp" for k, d, r in rows)
     return f"{head} {per[0].upper()}{per[1:]}."
+
+
+def _margin_clause(row: dict[str, Any], margin: float = MARGIN) -> str:
+    """The equivalence statement in a few words, for an interval that reaches 0 or above (one wholly below 0
+    says more by its verdict): that VML reduces the spread by less than `margin`, or that such a reduction
+    is not ruled out."""
+    if row["pm_high"] < 0:
+        return ""
+    return (f", so VML reduces the spread by less than {margin:g}%" if row["below_margin"] else
+            f", so a reduction of {margin:g}% is not ruled out")
 
 
 def loss_went_nonfinite(rec: dict[str, Any]) -> bool:
