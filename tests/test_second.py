@@ -443,6 +443,8 @@ def test_dose_text_reports_what_each_dose_did_and_the_machine_caveat_only_where_
             f"{100 * second.TARGET_EXCURSION[0]:.0f}%); 90% of its steps lay between 0.69 and 1.08, and it reversed "
             "the step on fewer than 0.05% of them.") in text
     assert "reversed the step on 4.9% of them" in text
+    assert "(Var. Red. -15.8%, paired 95% interval -54.1% to 13.0%, so VML reduces the spread by less than 20%)" in text
+    assert "paired 95% interval -1495.0% to -800.5%), and their mean accuracy 56.35%" in text
     assert "SD, 12.0 times" not in text and "Var. Red. -1098.5%, SD 12.0 times Base's" in text
     assert f"mean accuracy 56.35%, -17.74 pp from Base (paired 95% CI -1.41 to -0.77)" in text
     assert f"0.48 for Table 5 VML and -0.05 at dose {k5} and -0.06 at dose {k15}." in text

@@ -805,7 +805,8 @@ def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, mac
     """What each new dose did, in words, once its arm is complete (`dose_table`, `primary_table`): the
     gradient factor's mean excursion after the latch against the excursion the dose was chosen for, the
     range of its middle 90% of steps and how often it reversed; the arm's SD against Base's with the
-    paired interval, and the paired mean difference. Then the same-seed correlations with Base against
+    paired interval (and the equivalence statement where it reaches 0 or above), and the paired mean
+    difference. Then the same-seed correlations with Base against
     Table 5's (`rho_table5`), and, where no machine trained both a dose arm and its controls
     (`machines_table`), that the machine may loosen the pairing by itself. Pending doses: counts."""
     target = dict(zip(SECOND_DOSES, TARGET_EXCURSION))
@@ -823,7 +824,7 @@ def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, mac
             f"was chosen for {100 * target[k]:.0f}%); 90% of its steps lay between {d['factor_p5']:.2f} and "
             f"{d['factor_p95']:.2f}, and it {rev}. The {int(d['runs'])} runs' SD was {d['sd']:.2f} pp against "
             f"Base's {r['base_sd']:.2f} pp ({size_text(r)}, paired 95% interval {r['pm_low']:.1f}% to "
-            f"{r['pm_high']:.1f}%), and their mean accuracy {d['mean']:.2f}%, {r['diff']:+.2f} pp from Base "
+            f"{r['pm_high']:.1f}%{_margin_clause(r)}), and their mean accuracy {d['mean']:.2f}%, {r['diff']:+.2f} pp from Base "
             f"(paired 95% CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f}).")
         rhos.append(f"{r['rho']:.2f} at dose {k}")
     if rhos:
