@@ -647,8 +647,8 @@ def test_machine_check_answer_reads_the_check_in_two_sentences_for_the_introduct
     assert second.machine_check_answer(t) == (
         "A machine check, declared after these results were read (it can explain them, never change them), trains "
         f"Base and dose {k} again, each seed's two runs on one machine. On one machine (25 seeds) dose {k} and Base had a same-seed correlation of 0.45 "
-        "(95% CI 0.07 to 0.72): the pairs stay correlated at this dose on one machine, so the dose arm's loss of "
-        "correlation came with the change of machine. Each replica trained on another machine kind than its original "
+        "(95% CI 0.07 to 0.72): the pairs stay correlated at this dose on one machine, so at least part of the dose "
+        "arm's loss of correlation came with the change of machine. Each replica trained on another machine kind than its original "
         f"kept a correlation of 0.81 (Base, 30 seeds) and 0.90 (dose {k}, 25 seeds) with it, and the machine changed "
         f"the spread of dose {k}.")
     flat = t.assign(rho_low=-0.1, pm_low=-40.0, pm_high=10.0)

@@ -140,8 +140,8 @@ def machine_check_text(t: pd.DataFrame) -> str:
     """`machine_check` read by its declared rule, in words (pending: counts only).
 
     * dose k vs Base on one machine: if the 95% interval of the pair correlation lies above 0, the pairs
-      stay correlated at that dose on one machine, so the dose arm's loss of correlation came with the
-      change of machine; otherwise the dose may loosen the pairs by itself;
+      stay correlated at that dose on one machine, so at least part of the dose arm's loss of correlation
+      came with the change of machine; otherwise the dose may loosen the pairs by itself;
     * each replica against its original across machines: the pair correlation with its interval (what the
       machine alone leaves of the pairing), and the Var. Red. with its paired interval: a machine effect on
       the spread is read only when that interval excludes 0."""
@@ -180,8 +180,8 @@ def _repeats_text(t: pd.DataFrame) -> str:
 def _machine_check_reading(r: pd.Series, one_machine: bool) -> str:
     """The declared reading of one complete row of `machine_check` (see `machine_check_text`)."""
     if one_machine:
-        return ("the pairs stay correlated at this dose on one machine, so the dose arm's loss of correlation "
-                "came with the change of machine" if r["rho_low"] > 0 else
+        return ("the pairs stay correlated at this dose on one machine, so at least part of the dose arm's loss of "
+                "correlation came with the change of machine" if r["rho_low"] > 0 else
                 "on one machine too the pairs are not detectably correlated, so the dose may loosen them by itself")
     return "the machine changed the spread" if _spread_moved(r) else "no effect of the machine on the spread was detected"
 
