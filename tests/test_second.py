@@ -914,16 +914,36 @@ def test_follow_up_sizes_a_new_study_of_the_lead_at_the_arms_correlation_and_med
             (NS(tags={"arm": "dose"}, spec=NS(epochs=5)), run(1.0))]             # not the TTA arm
     monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(recs))
     f = second.follow_up_table(t)
-    assert f.attrs == {"rho": rho, "run_minutes": 20.0, "runs_timed": 3}
+    assert f.attrs == {"rho": rho, "arm_pairs": 50, "run_minutes": 20.0, "runs_timed": 3}
     n_lead, n_margin = _pairs_by_hand(33.6, rho), _pairs_by_hand(20.0, rho)
     assert list(f["pairs"]) == [n_lead, n_margin] and list(f["runs"]) == [2 * n_lead, 2 * n_margin]
     assert list(f["CPU-hours"]) == pytest.approx([2 * n_lead * 20 / 60, 2 * n_margin * 20 / 60], rel=1e-12)
     assert second.follow_up_text(f) == (
         f"A new study of the lead, declared before its runs, with one Pitman-Morgan test at α = 0.05 (no family to "
-        f"correct for) and 80% power at the pair correlation this arm gave ({rho:.2f}), needs {n_lead} pairs "
-        f"({2 * n_lead} runs, about {2 * n_lead / 3:.0f} CPU-hours) to detect the lead's 33.6% and {n_margin} pairs "
-        f"({2 * n_margin} runs, about {2 * n_margin / 3:.0f} CPU-hours) to detect a 20% reduction (the margin); the "
-        f"CPU-hours are at the median of this arm's 3 runs, 20 min of one core each.")
+        f"correct for), succeeds with 80% probability at the pair correlation this arm gave ({rho:.2f}) with these n: "
+        f"to detect the lead's 33.6%, {n_lead} pairs ({2 * n_lead} runs, about {2 * n_lead / 3:.0f} CPU-hours) (this "
+        f"arm had 50 pairs, tested at α/3); to detect a 20% reduction (the margin), or rule one out where VML changes "
+        f"nothing, {n_margin} pairs ({2 * n_margin} runs, about {2 * n_margin / 3:.0f} CPU-hours). The CPU-hours are "
+        f"at the median of this arm's 3 runs, 20 min of one core each.")
+
+
+def test_the_pairs_that_detect_a_20_percent_reduction_also_rule_one_out_where_vml_changes_nothing():
+    # ruling out 20% = the paired interval's upper end (Var. Red.) below 20%: simulated at the n found, with
+    # equal SDs, that happens in 80% of studies; at half that n, far less often
+    rho = 0.17
+    n = second.pairs_for_power(20.0, rho)
+    assert n == second.pairs_for_power(-25.0, rho)  # SD ratio 0.8 and 1 / 0.8: the same |log ratio|
+    rng = np.random.default_rng(0)
+
+    def ruled_out(n, sims=4000):
+        hits = 0
+        for _ in range(sims):
+            z1, z2 = rng.standard_normal((2, n))
+            est, _ = stats.pitman_morgan(z1, rho * z1 + math.sqrt(1 - rho * rho) * z2)
+            hits += stats.var_reduction(1, est.low) < 20
+        return hits / sims
+    assert ruled_out(n) == pytest.approx(0.80, abs=0.025)
+    assert ruled_out(n // 2) < 0.6
 
 
 def test_follow_up_is_empty_until_the_tta_arm_is_complete():

@@ -553,11 +553,15 @@ def lead_answer(primary: pd.DataFrame, power_holm: float) -> str:
 def follow_up_table(primary: pd.DataFrame, profile: str = "cpu", root: Any = None,
                     margin: float = MARGIN) -> pd.DataFrame:
     """What a new study of the TTA lead would take, once the TTA arm (the last primary test) is complete
-    (else an empty frame): for the lead's size and for `margin`, the seed pairs at which one declared
-    Pitman-Morgan test at α (a study of its own: no Holm family) has POWER, at the pair correlation the
-    arm gave; the 15-epoch runs that is (two per pair); and their CPU-hours at the median time of the
-    arm's stored runs (each run's median epoch times its epochs, so a pause in a resumed run does not
-    count; one core per run, as they trained). The arm's pair correlation, median minutes per run and
+    (else an empty frame). One declared Pitman-Morgan test at α (a study of its own: no Holm family), at
+    the pair correlation the arm gave; per goal, the seed pairs at which it succeeds with probability
+    POWER, the 15-epoch runs that is (two per pair), and their CPU-hours at the median time of the arm's
+    stored runs (each run's median epoch times its epochs, so a pause in a resumed run does not count; one
+    core per run, as they trained). Goals: detect the lead's size; detect a `margin` reduction, or rule
+    one out (the paired interval's upper end below it) where VML changes nothing. These last two take the
+    same n: ruling it out is the test of the SD ratio 1 − margin/100 rejecting towards 1, by scale
+    invariance the test of equal SDs at a true ratio 1 / (1 − margin/100), and the test's power depends on
+    the ratio through |log ratio| alone. The arm's pair correlation and pairs, median minutes per run and
     runs timed are in `attrs`."""
     r = primary.iloc[-1]
     if pd.isna(r.get("base_sd")):
@@ -565,26 +569,29 @@ def follow_up_table(primary: pd.DataFrame, profile: str = "cpu", root: Any = Non
     minutes = [store.median_epoch_s(rec) * item.spec.epochs / 60
                for item, rec in stored_runs("second-test", profile, root, arrays=False) if item.tags["arm"] == "tta"]
     per_run = float(np.median(minutes))
+    goals = ((f"detect the lead's {r['claimed']:.1f}%", r["claimed"]),
+             (f"detect a {margin:g}% reduction (the margin), or rule one out where VML changes nothing", margin))
     rows = []
-    for label, size in ((f"the lead's {r['claimed']:.1f}%", r["claimed"]), (f"a {margin:g}% reduction (the margin)", margin)):
+    for goal, size in goals:
         n = pairs_for_power(size, r["rho"])
-        rows.append({"reduction": label, "Var. Red. (%)": size, "pairs": n, "runs": 2 * n,
+        rows.append({"goal": goal, "Var. Red. tested (%)": size, "pairs": n, "runs": 2 * n,
                      "CPU-hours": 2 * n * per_run / 60})
-    t = pd.DataFrame(rows).set_index("reduction")
-    t.attrs.update(rho=float(r["rho"]), run_minutes=per_run, runs_timed=len(minutes))
+    t = pd.DataFrame(rows).set_index("goal")
+    t.attrs.update(rho=float(r["rho"]), arm_pairs=int(r["pairs"]), run_minutes=per_run, runs_timed=len(minutes))
     return t
 
 
 def follow_up_text(t: pd.DataFrame) -> str:
-    """`follow_up_table` in one sentence ("" while the TTA arm is incomplete)."""
+    """`follow_up_table` in words ("" while the TTA arm is incomplete)."""
     if t.empty:
         return ""
     a = t.attrs
-    sizes = " and ".join(f"{row['pairs']:.0f} pairs ({row['runs']:.0f} runs, about {row['CPU-hours']:.0f} CPU-hours) to "
-                         f"detect {label}" for label, row in t.iterrows())
+    goals = [f"to {goal}, {row['pairs']:.0f} pairs ({row['runs']:.0f} runs, about {row['CPU-hours']:.0f} CPU-hours)"
+             for goal, row in t.iterrows()]
     return (f"A new study of the lead, declared before its runs, with one Pitman-Morgan test at α = {ALPHA:g} "
-            f"(no family to correct for) and {100 * POWER:.0f}% power at the pair correlation this arm gave "
-            f"({a['rho']:.2f}), needs {sizes}; the CPU-hours are at the median of this arm's "
+            f"(no family to correct for), succeeds with {100 * POWER:.0f}% probability at the pair correlation this "
+            f"arm gave ({a['rho']:.2f}) with these n: {goals[0]} (this arm had {a['arm_pairs']} "
+            f"pairs, tested at α/3); {goals[1]}. The CPU-hours are at the median of this arm's "
             f"{a['runs_timed']} runs, {a['run_minutes']:.0f} min of one core each.")
 
 
