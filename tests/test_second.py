@@ -322,7 +322,7 @@ def test_machine_text_says_when_no_machine_trained_both_a_dose_arm_and_its_contr
 
 def test_equivalence_text_says_any_reduction_is_ruled_out_when_the_whole_interval_lies_below_zero():
     assert second.equivalence_text({"pm_high": 13.0, "below_margin": True}) == \
-        "the data rule out a Var. Red. above 13.0%: VML reduces the spread by less than 20%"
+        "the data rule out a Var. Red. above 13.0%: VML reduces the spread by less than 20%, if at all"
     assert second.equivalence_text({"pm_high": 22.1, "below_margin": False}).endswith(
         "so a reduction of 20% is not ruled out")
     assert second.equivalence_text({"pm_high": -800.5, "below_margin": True}) == \
@@ -375,18 +375,24 @@ def test_paired_row_gives_each_arms_shapiro_wilk_p_and_normality_text_checks_the
     assert row["normal_p_vml"] == pytest.approx(st.shapiro(skewed).pvalue) and row["normal_p_vml"] < 1e-3
     assert "normal_p_base" not in second.paired_row("t", base[:10], skewed[:10], 50)  # pending: counts only
     r = {"normal_p_base": 0.51, "normal_p_vml": 0.0054, "claimed": 33.3, "base_sd": 0.7}
-    t = pd.DataFrame([{**r, "test": "a", "verdict": "smaller than claimed", "boot_low": -65.2, "boot_high": 19.4},
-                      {**r, "test": "b", "verdict": "opposite", "boot_low": -1696.5, "boot_high": 2.0},
+    t = pd.DataFrame([{**r, "test": "a", "verdict": "smaller than claimed", "boot_low": -65.2, "boot_high": 19.4,
+                       "pm_high": 13.0, "below_margin": True},
+                      {**r, "test": "b", "verdict": "opposite", "boot_low": -1696.5, "boot_high": 2.0,
+                       "pm_high": -800.5, "below_margin": True},
                       {**r, "test": "c", "verdict": "inconclusive at this n", "boot_low": -10.0, "boot_high": 40.0},
                       {"test": "d", "base_sd": np.nan, "verdict": "pending: 41 of 50 pairs stored"}]).set_index("test")
     assert second.normality_text(t) == (
         "a: Shapiro-Wilk p 0.51 (Base) and 0.0054 (VML); the pair bootstrap, which does not assume normality, gives "
-        "-65.2% to 19.4%, which also lies below the claimed 33.3%. "
+        "-65.2% to 19.4%, which also lies below the claimed 33.3%. Its upper end also lies below the 20% margin. "
         "b: Shapiro-Wilk p 0.51 (Base) and 0.0054 (VML); the pair bootstrap, which does not assume normality, gives "
         "-1696.5% to 2.0%, which does not lie below 0: on it alone the reading would not be \"opposite\". "
         "c: Shapiro-Wilk p 0.51 (Base) and 0.0054 (VML); the pair bootstrap, which does not assume normality, gives "
         "-10.0% to 40.0%, which also holds the claimed 33.3%.")
     assert second.normality_text(t.loc[["d"]]) == ""
+    wide = t.loc[["a"]].assign(boot_high=24.0)
+    assert second.normality_text(wide).endswith(
+        "-65.2% to 24.0%, which also lies below the claimed 33.3%. Its upper end does not lie below the 20% margin: "
+        "on it alone a 20% reduction would not be ruled out.")
 
 
 def test_achieved_power_uses_each_complete_tests_own_pair_correlation_and_the_size_it_is_read_against():
@@ -443,12 +449,14 @@ def test_dose_text_reports_what_each_dose_did_and_the_machine_caveat_only_where_
             f"{100 * second.TARGET_EXCURSION[0]:.0f}%); 90% of its steps lay between 0.69 and 1.08, and it reversed "
             "the step on fewer than 0.05% of them.") in text
     assert "reversed the step on 4.9% of them" in text
-    assert "(Var. Red. -15.8%, paired 95% interval -54.1% to 13.0%, so VML reduces the spread by less than 20%)" in text
+    assert "(Var. Red. -15.8%, paired 95% interval -54.1% to 13.0%, so VML reduces the spread by less than 20%, if at all)" in text
     assert "paired 95% interval -1495.0% to -800.5%), and their mean accuracy 56.35%" in text
     assert "SD, 12.0 times" not in text and "Var. Red. -1098.5%, SD 12.0 times Base's" in text
     assert f"mean accuracy 56.35%, -17.74 pp from Base (paired 95% CI -1.41 to -0.77)" in text
     assert f"0.48 for Table 5 VML and -0.05 at dose {k5} and -0.06 at dose {k15}." in text
-    assert "cannot tell that from the dose" in text and "another machine kind than their controls" in text
+    assert ("another machine kind than their controls, so each dose arm's difference from its controls (its SD, its "
+            "mean, its pairing) holds any effect of the machine's kernels as well as of the dose; this design cannot "
+            "tell the two apart") in text
     from vml.analysis.common import NOT_NAMED
     unnamed = pd.concat([apart, pd.DataFrame({"dose 0 (Base)": [5], "dose 1 (Table 5)": [5], f"dose {k5}": [0],
                                               f"dose {k15}": [0]}, index=[NOT_NAMED])])
@@ -471,7 +479,7 @@ def test_dose_answer_is_empty_until_both_doses_are_complete_and_names_a_narrower
     assert "*opposite*, Var. Red. -1098.5%, SD 12.0 times Base's, paired 95% interval" in text
     # the equivalence statement where the interval reaches 0 or above; none where it lies wholly below 0
     assert (f"Dose {k5} (gradient factor moved 10% on average): *smaller than claimed*, Var. Red. -15.8%, paired 95% "
-            "interval -54.1% to 13.0%, so VML reduces the spread by less than 20%, mean accuracy -1.09 pp; ") in text
+            "interval -54.1% to 13.0%, so VML reduces the spread by less than 20%, if at all, mean accuracy -1.09 pp; ") in text
     assert text.endswith("paired 95% interval -1495.0% to -800.5%, mean accuracy -17.74 pp.")
     wide = _dose_tables()[1]
     wide.loc[second.dose_label(k5, 5), ["pm_high", "below_margin"]] = [24.0, False]
@@ -951,3 +959,12 @@ def test_follow_up_is_empty_until_the_tta_arm_is_complete():
     t = pd.DataFrame([{"test": "TTA arm", "pairs": 17, "of": 50, "pm_p_holm": np.nan,
                        "verdict": "pending: 17 of 50 pairs stored"}]).set_index("test")
     assert second.follow_up_table(t).empty and second.follow_up_text(second.follow_up_table(t)) == ""
+
+
+def test_the_page_floors_a_p_value_below_1e_6_and_gives_two_significant_figures_above():
+    import pandas as pd
+    assert [second.p_text(p) for p in (1.1e-38, 9.99e-7, 1e-6, 0.5986)] == ["< 1e-06", "< 1e-06", "1e-06", "0.6"]
+    t = pd.DataFrame([{"test": "x", "pairs": 50, "of": 50, "base_sd": 0.73, "vml_sd": 8.74, "rho": -0.06,
+                       "var_red": -1098.5, "pm_low": -1495.0, "pm_high": -800.5, "pm_p_holm": 1.1e-38,
+                       "verdict": "opposite"}]).set_index("test")
+    assert second.readable(t).loc["x", "Holm p"] == "< 1e-06"

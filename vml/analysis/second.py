@@ -643,7 +643,7 @@ def equivalence_text(row: dict[str, Any], margin: float = MARGIN) -> str:
                 f"VML narrowed the spread{size}")
     head = f"the data rule out a Var. Red. above {row['pm_high']:.1f}%"
     if row["below_margin"]:
-        return f"{head}: VML reduces the spread by less than {margin:g}%"
+        return f"{head}: VML reduces the spread by less than {margin:g}%, if at all"
     return f"{head}, so a reduction of {margin:g}% is not ruled out"
 
 
@@ -684,7 +684,8 @@ def normality_text(t: pd.DataFrame) -> str:
     out): each arm's Shapiro-Wilk p, and whether the pair bootstrap's 95% interval, which assumes no
     normality, says what the declared reading rests on (for *supported* / *opposite*: it excludes 0 on that
     side; for *smaller than claimed*: it lies below the size claimed; for *inconclusive*: it holds that
-    size). "" where no test is complete."""
+    size); where the paired interval made the equivalence statement (it reaches 0 or above and ends below
+    MARGIN), whether the bootstrap's upper end lies below MARGIN too. "" where no test is complete."""
     out = []
     for label, r in t.iterrows():
         if pd.isna(r.get("base_sd")):
@@ -695,8 +696,13 @@ def normality_text(t: pd.DataFrame) -> str:
                                INCONCLUSIVE: (high >= r["claimed"] > low, "hold", size)}[r["verdict"]]
         reading = (f"also {verb}s {where}" if agrees else
                    f"does not {verb} {where}: on it alone the reading would not be \"{r['verdict']}\"")
+        margin = ""
+        if pd.notna(r.get("below_margin")) and bool(r["below_margin"]) and r.get("pm_high", np.nan) >= 0:  # the equivalence statement was made
+            margin = (f" Its upper end also lies below the {MARGIN:g}% margin." if high < MARGIN else
+                      f" Its upper end does not lie below the {MARGIN:g}% margin: on it alone a {MARGIN:g}% reduction "
+                      "would not be ruled out.")
         out.append(f"{label}: Shapiro-Wilk p {r['normal_p_base']:.2g} (Base) and {r['normal_p_vml']:.2g} (VML); the pair "
-                   f"bootstrap, which does not assume normality, gives {low:.1f}% to {high:.1f}%, which {reading}.")
+                   f"bootstrap, which does not assume normality, gives {low:.1f}% to {high:.1f}%, which {reading}.{margin}")
     return " ".join(out)
 
 
@@ -714,6 +720,14 @@ def achieved_power_text(primary: pd.DataFrame) -> str:
     return "; ".join(out) + "." if out else ""
 
 
+P_FLOOR = 1e-6  # below this a normal-theory p of 50 pairs says more than its tails' normality can support
+
+
+def p_text(p: float) -> str:
+    """A p value for the page: 2 significant figures, or "< 1e-06" below P_FLOOR."""
+    return f"< {P_FLOOR:.0e}" if p < P_FLOOR else f"{p:.2g}"
+
+
 def readable(t: pd.DataFrame) -> pd.DataFrame:
     """A `paired_row` table for the page, in a few columns named in words: pairs and their correlation,
     the two SDs, Var. Red. with its paired (Pitman-Morgan) 95% interval, and the Holm-adjusted p and
@@ -729,7 +743,7 @@ def readable(t: pd.DataFrame) -> pd.DataFrame:
             if "verdict" not in t:  # the primary tests' unpaired intervals are in their text, for the page's width
                 row["unpaired 95% CI"] = _ci(r["f_low"], r["f_high"], 1)
         if "verdict" in t:
-            row.update({"Holm p": f"{r['pm_p_holm']:.2g}" if pd.notna(r.get("pm_p_holm")) else "",
+            row.update({"Holm p": p_text(r["pm_p_holm"]) if pd.notna(r.get("pm_p_holm")) else "",
                         "verdict": r["verdict"]})
         rows.append(row)
     return pd.DataFrame(rows).set_index("test").fillna("")
@@ -842,8 +856,10 @@ def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, mac
             unnamed = _unnamed_controls(machines)
             named = (f"than every control run that names its machine ({unnamed} name none)" if unnamed
                      else "than their controls")
-            out.append(f"The new doses' runs were trained on another machine kind {named}, and different "
-                       "kernels alone may loosen the pairing; this design cannot tell that from the dose.")
+            out.append(f"The new doses' runs were trained on another machine kind {named}, so each dose arm's "
+                       "difference from its controls (its SD, its mean, its pairing) holds any effect of the machine's "
+                       "kernels as well as of the dose; this design cannot tell the two apart (the machine check "
+                       "measures the machine's part).")
     return " ".join(out)
 
 
@@ -866,12 +882,13 @@ def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
 
 def _margin_clause(row: dict[str, Any], margin: float = MARGIN) -> str:
     """The equivalence statement in a few words, for an interval that reaches 0 or above (one wholly below 0
-    says more by its verdict): that VML reduces the spread by less than `margin`, or that such a reduction
-    is not ruled out."""
+    says more by its verdict): that VML reduces the spread by less than `margin` (", if at all" where the
+    interval holds 0), or that such a reduction is not ruled out."""
     if row["pm_high"] < 0:
         return ""
-    return (f", so VML reduces the spread by less than {margin:g}%" if row["below_margin"] else
-            f", so a reduction of {margin:g}% is not ruled out")
+    if not row["below_margin"]:
+        return f", so a reduction of {margin:g}% is not ruled out"
+    return f", so VML reduces the spread by less than {margin:g}%" + ("" if row.get("pm_low", np.nan) > 0 else ", if at all")
 
 
 def loss_went_nonfinite(rec: dict[str, Any]) -> bool:
