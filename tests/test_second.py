@@ -968,3 +968,23 @@ def test_the_page_floors_a_p_value_below_1e_6_and_gives_two_significant_figures_
                        "var_red": -1098.5, "pm_low": -1495.0, "pm_high": -800.5, "pm_p_holm": 1.1e-38,
                        "verdict": "opposite"}]).set_index("test")
     assert second.readable(t).loc["x", "Holm p"] == "< 1e-06"
+
+
+def test_every_deviation_is_a_commit_after_the_preregistration_in_order_and_the_chapter_lists_them():
+    import datetime as dt
+    import json
+    pre = dt.datetime.fromisoformat(_declared(second.PREREGISTRATION, "Pre-registration of the second test"))
+    times = []
+    for commit, what, when, effect in second.DEVIATIONS:
+        got = _git("show", "-s", "--format=%cI", commit)
+        assert got, f"{commit} is not a commit of this history"
+        times.append(dt.datetime.fromisoformat(got))
+        assert what and when and effect
+    assert pre < times[0] and times == sorted(times)
+    # the wording of the machine check's reading changed before its last runs were stored: some of its records
+    # were saved from a descendant of that commit (a record names the HEAD it was saved from)
+    saved_from = [store.read(i.spec, arrays=False)["git_commit"].removesuffix("-dirty")
+                  for i in studies.get_study("machine-check").grid("cpu") if store.exists(i.spec)]
+    assert any(_git("merge-base", "--is-ancestor", "9ddc545", c) is not None for c in saved_from)
+    nb = json.loads((store.REPO_ROOT / "notebooks" / "07c-second-test.ipynb").read_text())
+    assert "second.deviations_table()" in "".join("".join(c["source"]) for c in nb["cells"])

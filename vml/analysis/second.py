@@ -39,6 +39,32 @@ MACHINE_CHECK_DECLARED = "226780f"
 # the commits that added rules to the check's analysis after its declaration, each before any of its runs started
 MACHINE_CHECK_RULES = ("a063389", "a2f780b")
 MARGIN = 20.0
+P_FLOOR = 1e-6  # below this a normal-theory p of 50 pairs says more than its tails' normality can support
+# every change to the design or its reading after PREREGISTRATION, in order: (commit, what changed, when, its effect)
+DEVIATIONS = (
+    ("2a0396d", "Holm's correction counts a test still pending as p = 1",
+     "minutes after the pre-registration, before the first new run had finished",
+     "none on the verdicts: all three tests were complete when read"),
+    (MACHINE_CHECK_DECLARED, f"the machine check added (Base and dose {studies.MACHINE_CHECK_DOSE} trained again, each seed's two runs "
+     "on one machine)",
+     "after the dose arms' results were read, before any of its runs started",
+     "it can explain the dose results, never change their verdicts"),
+    ("a0c7289", "a failed run is one whose loss was non-finite at any step or epoch (declared: one that stops on a "
+     "non-finite loss, which training never does)", "after most of the runs were stored",
+     "none: no stored run failed by either definition"),
+    *((c, "a rule of the machine check's analysis (which seeds leave which of its rows)",
+       "before any of its runs started", "none on the verdicts") for c in MACHINE_CHECK_RULES),
+    ("6530c97", "each arm's Shapiro-Wilk p, and the pair bootstrap checked against each reading",
+     "after the dose arms' data were seen", "reporting only"),
+    ("9ddc545", "the machine check's one-machine reading says that at least part of the loss of correlation came "
+     "with the machine, not all of it", "before its last runs were stored, so before any of its statistics was "
+     "computed", "wording only: the rule's decision is the same"),
+    ("168da8c", "what a confirmatory study of the TTA lead would need", "after all three tests were read",
+     "reporting only"),
+    ("89bfd4e", f"\"if at all\" after an equivalence statement whose interval holds 0; the bootstrap checked "
+     f"against the margin; p below {P_FLOOR:.0e} shown as \"< {P_FLOOR:.0e}\"", "after all three tests were read",
+     "reporting only: no verdict changed"),
+)
 N_BOOT = 10_000   # every bootstrap of this design, seed 0
 PRIMARY = ("dose", "dose", "tta")  # the three primary tests: the two new doses, then the TTA arm
 SUPPORTED, OPPOSITE = "supported", "opposite"
@@ -720,12 +746,14 @@ def achieved_power_text(primary: pd.DataFrame) -> str:
     return "; ".join(out) + "." if out else ""
 
 
-P_FLOOR = 1e-6  # below this a normal-theory p of 50 pairs says more than its tails' normality can support
-
-
 def p_text(p: float) -> str:
     """A p value for the page: 2 significant figures, or "< 1e-06" below P_FLOOR."""
     return f"< {P_FLOOR:.0e}" if p < P_FLOOR else f"{p:.2g}"
+
+
+def deviations_table() -> pd.DataFrame:
+    """`DEVIATIONS` for the page: one row per change after the pre-registration commit, in order."""
+    return pd.DataFrame(DEVIATIONS, columns=["commit", "what changed", "when", "effect"]).set_index("commit")
 
 
 def readable(t: pd.DataFrame) -> pd.DataFrame:
