@@ -354,16 +354,43 @@ def test_trend_text_gives_a_bootstrap_p_of_0_as_its_bound_and_says_which_way_the
     est, p = stats.sd_trend(arms, doses, n_boot=1000)
     assert est.estimate == pytest.approx(0.1) and p == 0.0
     out = {"stored": dict.fromkeys(doses, 50), "of": 50, "slope": est.estimate, "low": est.low,
-           "high": est.high, "p": p, "n_boot": 1000, "sd": {0: 0.73, 1: 0.73, 5: 0.84, 15: 8.74}}
+           "high": est.high, "p": p, "n_boot": 1000, "sd": {0: 0.73, 1: 0.73, 5: 0.84, 15: 8.74},
+           "sd_ci": {0: (0.61, 0.91), 1: (0.61, 0.91), 5: (0.71, 1.05), 15: (7.30, 10.89)},
+           "fitted": {0: 0.65, 1: 0.7, 5: 0.9, 15: 8.0}}
     text = second.trend_text(out)
     assert f"{100 * (np.exp(1.5) - 1):+.1f}% from dose 0 to dose 15" in text
     assert "p < 0.002, declared cut 0.05): a trend is read, and the SD grows with the dose." in text
     # the line's change is not the observed one: both are given
     assert text.endswith("That change is the fitted line's (log SD linear in the dose); the SDs observed at doses "
-                         "0, 1, 5, 15 were 0.73, 0.73, 0.84, 8.74 pp, a change of +1097.3% from dose 0 to dose 15.")
+                         "0, 1, 5, 15 were 0.73, 0.73, 0.84, 8.74 pp, a change of +1097.3% from dose 0 to dose 15. "
+                         "The line's SD lies inside the observed SD's 95% interval at every dose (a check after the data).")
+    poor = second.trend_text({**out, "fitted": {0: 0.57, 1: 0.68, 5: 1.35, 15: 7.51}})
+    assert poor.endswith("The line fits them poorly (a check after the data): its SD lies outside the observed SD's 95% "
+                         "interval at doses 0 and 5 (0.57 pp, 1.35 pp).")
+    assert "interval at dose 5 (1.35 pp)." in second.trend_text({**out, "fitted": {0: 0.65, 1: 0.7, 5: 1.35, 15: 8.0}})
     down = second.trend_text({**out, "slope": -0.1, "low": -0.1, "high": -0.1, "p": 0.01})
     assert "p = 0.01" in down and "the SD shrinks with the dose. That change" in down
     assert "no trend is read. That change" in second.trend_text({**out, "p": 0.3})
+
+
+def test_trend_gives_the_ols_line_of_log_sd_on_the_dose_and_each_doses_chi2_interval(monkeypatch):
+    from types import SimpleNamespace as NS
+    rng = np.random.default_rng(5)
+    doses, n = second.design_doses(), studies.SECOND_N_DOSE
+    acc = {k: 0.74 + 0.01 * (1 + k / 10) * rng.standard_normal(n) for k in doses}
+    recs = [(NS(tags={"arm": "dose", "dose": k}, spec=NS(seed=s + 1)), {"test_acc": acc[k][s]})
+            for k in doses for s in range(n)]
+    monkeypatch.setattr(second, "stored_runs", lambda study, profile, root=None, arrays=True: iter(recs))
+    out = second.trend("cpu")
+    sd = {k: float(np.std(100 * acc[k], ddof=1)) for k in doses}
+    slope, intercept = np.polyfit(list(doses), [np.log(sd[k]) for k in doses], 1)
+    assert out["slope"] == pytest.approx(slope, rel=1e-9)
+    for k in doses:
+        assert out["sd"][k] == pytest.approx(sd[k], rel=1e-12)
+        assert out["fitted"][k] == pytest.approx(np.exp(intercept + slope * k), rel=1e-9)
+        ss = (n - 1) * sd[k] ** 2
+        assert out["sd_ci"][k] == pytest.approx((np.sqrt(ss / st.chi2.ppf(0.975, n - 1)),
+                                                 np.sqrt(ss / st.chi2.ppf(0.025, n - 1))), rel=1e-9)
 
 
 def test_paired_row_gives_each_arms_shapiro_wilk_p_and_normality_text_checks_the_reading_on_the_pair_bootstrap():

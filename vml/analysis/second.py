@@ -634,8 +634,12 @@ def trend(profile: str = "cpu", root: Any = None) -> dict[str, Any]:
         return out
     seeds = sorted(set.intersection(*(set(v) for v in arms.values())))
     est, p = stats.sd_trend([[arms[k][s] for s in seeds] for k in arms], list(arms), n_boot=N_BOOT)
-    out.update(slope=est.estimate, low=est.low, high=est.high, p=p, n_boot=N_BOOT,
-               sd={k: float(np.std([arms[k][s] for s in seeds], ddof=1)) for k in arms})
+    values = {k: [arms[k][s] for s in seeds] for k in arms}
+    sd = {k: float(np.std(v, ddof=1)) for k, v in values.items()}
+    intercept = np.mean([np.log(sd[k]) for k in arms]) - est.estimate * np.mean(list(arms))
+    out.update(slope=est.estimate, low=est.low, high=est.high, p=p, n_boot=N_BOOT, sd=sd,
+               sd_ci={k: stats.sd_ci(v) for k, v in values.items()},
+               fitted={k: float(np.exp(intercept + est.estimate * k)) for k in arms})
     return out
 
 
@@ -829,7 +833,8 @@ def trend_text(out: dict[str, Any]) -> str:
     """The dose-response (`trend`) in words: pending with its counts, or the fitted change of the SD from
     dose 0 to the highest dose with its bootstrap interval, p (a bootstrap p of 0 as the bound its resamples
     allow, 2/n_boot), and the declared reading, with the direction of a trend that is read; then the SDs
-    observed at each dose and their change, beside the line's."""
+    observed at each dose and their change, beside the line's; and whether the line's SD at each dose lies
+    inside that dose's observed 95% interval (χ²), naming the doses where it does not."""
     doses = sorted(out["stored"])
     if "slope" not in out:
         counts = ", ".join(f"dose {k}: {out['stored'][k]}" for k in doses)
@@ -844,10 +849,17 @@ def trend_text(out: dict[str, Any]) -> str:
         read = "no trend is read"
     listed, observed = ", ".join(map(str, doses)), ", ".join(f"{out['sd'][k]:.2f}" for k in doses)
     observed_change = 100 * (out["sd"][top] / out["sd"][0] - 1)
+    outside = [k for k in doses if not out["sd_ci"][k][0] <= out["fitted"][k] <= out["sd_ci"][k][1]]
+    fitted = ", ".join(f"{out['fitted'][k]:.2f} pp" for k in outside)
+    fit = (f"The line fits them poorly (a check after the data): its SD lies outside the observed SD's 95% interval "
+           f"at dose{'s' if len(outside) > 1 else ''} {' and '.join(map(str, outside))} ({fitted})."
+           if outside else "The line's SD lies inside the observed SD's 95% interval at every dose (a check after "
+           "the data).")
     return (f"Fitted across doses {listed}, the SD changes by {change[0]:+.1f}% from dose 0 to "
             f"dose {top} (95% bootstrap interval {change[1]:+.1f}% to {change[2]:+.1f}%; {p}, declared cut "
             f"{ALPHA:g}): {read}. That change is the fitted line's (log SD linear in the dose); the SDs observed "
-            f"at doses {listed} were {observed} pp, a change of {observed_change:+.1f}% from dose 0 to dose {top}.")
+            f"at doses {listed} were {observed} pp, a change of {observed_change:+.1f}% from dose 0 to dose {top}. "
+            f"{fit}")
 
 
 def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, machines: pd.DataFrame) -> str:
