@@ -483,11 +483,11 @@ def test_dose_text_reports_what_each_dose_did_and_the_machine_caveat_only_where_
     assert f"0.48 for Table 5 VML and -0.05 at dose {k5} and -0.06 at dose {k15}." in text
     assert ("another machine kind than their controls, so each dose arm's difference from its controls (its SD, its "
             "mean, its pairing) holds any effect of the machine's kernels as well as of the dose; this design cannot "
-            "tell the two apart") in text
+            f"tell the two apart (the machine check measures the machine's part at dose {studies.MACHINE_CHECK_DOSE}).") in text
     from vml.analysis.common import NOT_NAMED
     unnamed = pd.concat([apart, pd.DataFrame({"dose 0 (Base)": [5], "dose 1 (Table 5)": [5], f"dose {k5}": [0],
                                               f"dose {k15}": [0]}, index=[NOT_NAMED])])
-    assert ("another machine kind than every control run that names its machine (10 name none)"
+    assert ("another machine kind than every control run that names its machine (10 control runs name none)"
             in second.dose_text(doses, primary, 0.48, unnamed))
     together = apart.assign(**{f"dose {k5}": [10, 40]})
     assert "cannot tell" not in second.dose_text(doses, primary, 0.48, together)

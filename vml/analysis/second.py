@@ -896,12 +896,12 @@ def dose_text(doses: pd.DataFrame, primary: pd.DataFrame, rho_table5: float, mac
                    f"{' and '.join(rhos)}.")
         if m_new and not (set(m_new) & set(m_ctl)) - {NOT_NAMED}:
             unnamed = _unnamed_controls(machines)
-            named = (f"than every control run that names its machine ({unnamed} name none)" if unnamed
+            named = (f"than every control run that names its machine ({unnamed} control runs name none)" if unnamed
                      else "than their controls")
             out.append(f"The new doses' runs were trained on another machine kind {named}, so each dose arm's "
                        "difference from its controls (its SD, its mean, its pairing) holds any effect of the machine's "
                        "kernels as well as of the dose; this design cannot tell the two apart (the machine check "
-                       "measures the machine's part).")
+                       f"measures the machine's part at dose {studies.MACHINE_CHECK_DOSE}).")
     return " ".join(out)
 
 
