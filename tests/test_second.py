@@ -652,7 +652,8 @@ def test_the_machine_check_expects_a_bitwise_repeat_only_on_the_same_machine_and
 def test_machine_check_text_applies_the_declared_reading():
     import pandas as pd
     base = {"pairs": 25, "of": 30, "machines": "Xeon vs Xeon", "base_sd": 0.7, "vml_sd": 0.8, "var_red": -14.3,
-            "rho": 0.45, "rho_low": 0.07, "rho_high": 0.72, "pm_low": -50.0, "pm_high": 12.0}
+            "rho": 0.45, "rho_low": 0.07, "rho_high": 0.72, "pm_low": -50.0, "pm_high": 12.0, "diff": -1.08,
+            "diff_low": -1.37, "diff_high": -0.79}
     t = pd.DataFrame([{**base, "test": "one"},
                       {**base, "test": "Base across", "rho": 0.1, "rho_low": -0.3, "rho_high": 0.46},
                       {**base, "test": "dose across", "pairs": 2, "base_sd": np.nan,
@@ -661,6 +662,10 @@ def test_machine_check_text_applies_the_declared_reading():
     assert text.startswith("one (25 seeds, Xeon vs Xeon): pair correlation 0.45 (95% CI 0.07 to 0.72), Var. Red. -14.3% "
                            "(paired 95% CI -50.0% to 12.0%): the pairs stay correlated at this dose on one machine")
     assert "Base across (25 seeds, Xeon vs Xeon): pair correlation 0.10" in text
+    k = studies.MACHINE_CHECK_DOSE
+    assert text.count("On one machine, mean accuracy") == 1 and (
+        f"came with the change of machine. On one machine, mean accuracy -1.08 pp dose {k} − Base (paired 95% CI "
+        "-1.37 to -0.79). Base across") in text
     assert "no effect of the machine on the spread was detected." in text
     assert "dose across: not computable (2 pairs; one machine kind for 28 of 30 seeds)." in text
     flat = t.assign(rho_low=-0.1, pm_low=-80.0, pm_high=-5.0)
@@ -699,6 +704,10 @@ def test_machine_check_answer_reads_the_check_in_two_sentences_for_the_introduct
         "28 trained on the same machine by every condition of bitwise reproducibility (CPU flags, ISA caps, bf16 "
         "kernels, threads, torch version), and 28 of those repeated their original's test, EMA and TTA accuracy and "
         "test loss exactly.")
+    nowhere = repeats.assign(same_kind=[np.nan, 0, 0], same_machine=[np.nan, 0, 0], same_machine_equal=[np.nan, 0, 0])
+    assert second.machine_check_answer(nowhere).endswith(
+        "(one machine kind for 28 of 30 seeds). No replica trained on the machine kind its original names, so none "
+        "was expected to repeat its original bit for bit.")
     elsewhere = repeats.assign(same_machine=[np.nan, 0, 0], same_machine_equal=[np.nan, 0, 0])
     assert second.machine_check_answer(elsewhere).endswith(
         "Of the 28 replicas that trained on their original's machine kind, none trained on the same machine by every "

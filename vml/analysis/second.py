@@ -167,7 +167,8 @@ def _left_out(kind_a: str, kind_b: str) -> str:
 def machine_check_text(t: pd.DataFrame) -> str:
     """`machine_check` read by its declared rule, in words (pending: counts only).
 
-    * dose k vs Base on one machine: if the 95% interval of the pair correlation lies above 0, the pairs
+    * dose k vs Base on one machine (with its paired mean difference, a report added after the data): if the
+      95% interval of the pair correlation lies above 0, the pairs
       stay correlated at that dose on one machine, so at least part of the dose arm's loss of correlation
       came with the change of machine; otherwise the dose may loosen the pairs by itself;
     * each replica against its original across machines: the pair correlation with its interval (what the
@@ -184,17 +185,24 @@ def machine_check_text(t: pd.DataFrame) -> str:
         head = (f"{label} ({r['pairs']} seeds, {r['machines']}): pair correlation {r['rho']:.2f} "
                 f"(95% CI {r['rho_low']:.2f} to {r['rho_high']:.2f}), Var. Red. {r['var_red']:.1f}% "
                 f"(paired 95% CI {r['pm_low']:.1f}% to {r['pm_high']:.1f}%)")
-        out.append(f"{head}: {_machine_check_reading(r, label == t.index[0])}.")
+        one_machine = label == t.index[0]
+        mean = (f" On one machine, mean accuracy {r['diff']:+.2f} pp dose {studies.MACHINE_CHECK_DOSE} − Base (paired "
+                f"95% CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f})." if one_machine else "")
+        out.append(f"{head}: {_machine_check_reading(r, one_machine)}.{mean}")
     return " ".join([*out, _repeats_text(t)]).strip()
 
 
 def _repeats_text(t: pd.DataFrame) -> str:
     """How many of `machine_check`'s replicas trained on their original's machine kind, how many of those on
     the same machine by every condition of bitwise reproducibility, and how many of these repeated their
-    original's results exactly ("" where no replica trained on its original's kind)."""
-    same = int(t["same_kind"].fillna(0).sum()) if "same_kind" in t else 0
-    if not same:
+    original's results exactly; where none trained on its original's kind, that in one sentence ("" where the
+    table does not count them)."""
+    if "same_kind" not in t or t["same_kind"].isna().all():
         return ""
+    same = int(t["same_kind"].fillna(0).sum())
+    if not same:
+        return ("No replica trained on the machine kind its original names, so none was expected to repeat its "
+                "original bit for bit.")
     machine, equal = (int(t[c].fillna(0).sum()) for c in ("same_machine", "same_machine_equal"))
     head = f"Of the {same} replicas that trained on their original's machine kind"
     if not machine:
