@@ -739,7 +739,7 @@ def normality_text(t: pd.DataFrame) -> str:
         reading = (f"also {verb}s {where}" if agrees else
                    f"does not {verb} {where}: on it alone the reading would not be \"{r['verdict']}\"")
         margin = ""
-        if pd.notna(r.get("below_margin")) and bool(r["below_margin"]) and r.get("pm_high", np.nan) >= 0:  # the equivalence statement was made
+        if _rules_out_margin(r):
             margin = (f" Its upper end also lies below the {MARGIN:g}% margin." if high < MARGIN else
                       f" Its upper end does not lie below the {MARGIN:g}% margin: on it alone a {MARGIN:g}% reduction "
                       "would not be ruled out.")
@@ -932,13 +932,20 @@ def dose_answer(primary: pd.DataFrame, doses: pd.DataFrame) -> str:
     return f"{head} {per[0].upper()}{per[1:]}."
 
 
+def _rules_out_margin(row: dict[str, Any]) -> bool:
+    """Whether a paired comparison makes the equivalence statement: its interval reaches 0 or above (one wholly
+    below 0 rules out any reduction instead) and ends below the margin (`below_margin`)."""
+    below = row.get("below_margin")
+    return bool(pd.notna(below) and below and row.get("pm_high", np.nan) >= 0)
+
+
 def _margin_clause(row: dict[str, Any], margin: float = MARGIN) -> str:
     """The equivalence statement in a few words, for an interval that reaches 0 or above (one wholly below 0
     says more by its verdict): that VML reduces the spread by less than `margin` (", if at all" where the
     interval holds 0), or that such a reduction is not ruled out."""
     if row["pm_high"] < 0:
         return ""
-    if not row["below_margin"]:
+    if not _rules_out_margin(row):
         return f", so a reduction of {margin:g}% is not ruled out"
     return f", so VML reduces the spread by less than {margin:g}%" + ("" if row.get("pm_low", np.nan) > 0 else ", if at all")
 
